@@ -1,0 +1,141 @@
+/**
+ * The one configuration schema (shared/design/api.md "Configuration").
+ * Parsed once at start, then frozen; every key has a default that works against a
+ * fresh `bao server -dev` except the few that name the installation.
+ */
+import { z } from 'zod';
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+/** Plain http is accepted only toward this machine: anything else must be https. */
+function isSafeUrl(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (url.username || url.password) return false;
+  if (url.protocol === 'https:') return true;
+  return url.protocol === 'http:' && (LOOPBACK_HOSTS.has(url.hostname) || url.hostname.startsWith('127.'));
+}
+
+const safeUrl = z
+  .string()
+  .refine(isSafeUrl, 'must be an https URL (plain http only for loopback hosts), without credentials');
+
+const seconds = (def: number, max: number) => z.number().int().min(1).max(max).default(def);
+
+export const IssuerConfigSchema = z
+  .object({
+    /** Exact `iss` value; Zuul's web root without trailing slash. */
+    issuer: safeUrl.refine((v) => !v.endsWith('/'), 'must not end with a slash (Zuul omits it)'),
+    /** Defaults to `{issuer}/oidc/.well-known/jwks`. */
+    jwksUrl: safeUrl.optional(),
+    /** Required `aud`. */
+    audience: z.string().min(1).max(1024),
+    algorithms: z
+      .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA']))
+      .min(1)
+      .default(['RS256']),
+    /** Largest accepted `exp - iat` (Zuul's default tenant max-oidc-ttl). */
+    maxLifetimeSeconds: seconds(10800, 86400),
+    /** Largest accepted `now - iat`. */
+    maxAgeSeconds: seconds(10800, 86400),
+    clockToleranceSeconds: z.number().int().min(0).max(300).default(60),
+    jwks: z
+      .object({
+        timeoutMs: z.number().int().min(100).max(60000).default(5000),
+        maxBytes: z.number().int().min(1024).max(1048576).default(65536),
+        /** Refresh a key set in the background this often. */
+        refreshIntervalSeconds: seconds(300, 86400),
+        /** A key set older than this is not used: requests get 503. */
+        maxStaleSeconds: seconds(3600, 7 * 86400),
+        /** At most one extra fetch this often on an unknown kid or a failed signature. */
+        minRefetchIntervalSeconds: seconds(30, 3600),
+      })
+      .strict()
+      .default({
+        timeoutMs: 5000,
+        maxBytes: 65536,
+        refreshIntervalSeconds: 300,
+        maxStaleSeconds: 3600,
+        minRefetchIntervalSeconds: 30,
+      }),
+  })
+  .strict();
+export type IssuerConfig = z.infer<typeof IssuerConfigSchema>;
+
+const AuthSchema = z.discriminatedUnion('method', [
+  z.object({ method: z.literal('token'), tokenFile: z.string().min(1) }).strict(),
+  z
+    .object({
+      method: z.literal('approle'),
+      roleIdFile: z.string().min(1),
+      secretIdFile: z.string().min(1),
+      mount: z.string().default('approle'),
+    })
+    .strict(),
+]);
+
+export const ConfigSchema = z
+  .object({
+    listen: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        tls: z.object({ certFile: z.string(), keyFile: z.string() }).strict().optional(),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 8080 }),
+    issuers: z.array(IssuerConfigSchema).min(1),
+    openbao: z
+      .object({
+        address: safeUrl.optional(),
+        addresses: z.array(safeUrl).min(1).optional(),
+        auth: AuthSchema,
+        timeoutMs: z.number().int().min(100).max(120000).default(10000),
+        /** Bound on concurrent connections toward OpenBao. */
+        maxConnections: z.number().int().min(1).max(1024).default(64),
+        /** KV v2 mount and prefix where the broker keeps its own state. */
+        stateMount: z.string().default('secret'),
+        statePrefix: z.string().default('zsb'),
+        namespace: z.string().optional(),
+      })
+      .strict()
+      .refine((o) => Boolean(o.address) !== Boolean(o.addresses), {
+        message: 'set exactly one of address or addresses',
+      }),
+    policies: z.string().min(1).default('./policies'),
+    /** Largest TTL any grant may set. */
+    maxTtlSeconds: seconds(3600, 7 * 86400),
+    wrapTtlSeconds: seconds(60, 3600),
+    http: z
+      .object({
+        maxBodyBytes: z.number().int().min(256).max(1048576).default(16384),
+        maxTokenBytes: z.number().int().min(512).max(65536).default(8192),
+        requestTimeoutMs: z.number().int().min(1000).max(300000).default(30000),
+      })
+      .strict()
+      .default({ maxBodyBytes: 16384, maxTokenBytes: 8192, requestTimeoutMs: 30000 }),
+    limits: z
+      .object({
+        perIdentity: z
+          .object({ rate: z.number().positive(), burst: z.number().int().positive() })
+          .strict()
+          .default({ rate: 20, burst: 100 }),
+        global: z
+          .object({ rate: z.number().positive(), burst: z.number().int().positive() })
+          .strict()
+          .default({ rate: 2000, burst: 4000 }),
+      })
+      .strict()
+      .default({ perIdentity: { rate: 20, burst: 100 }, global: { rate: 2000, burst: 4000 } }),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;

@@ -1,0 +1,113 @@
+/**
+ * Policy data model (shared/design/policy.md, version 1), as loaded and validated.
+ * Policies are data: this module and its siblings do no network I/O.
+ */
+
+/** Where a definition came from, for errors and explain output. */
+export interface SourceLocation {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+}
+
+export type SecretSource =
+  | {
+      readonly kind: 'kv';
+      readonly mount: string;
+      /** May contain placeholders {tenant} {project} {secret} {job} {build}. */
+      readonly path: string;
+      /** Optional subset of the entry's keys to deliver. */
+      readonly keys?: readonly string[];
+    }
+  | { readonly kind: 'database'; readonly mount: string; readonly role: string }
+  | {
+      readonly kind: 'pki';
+      readonly mount: string;
+      readonly role: string;
+      readonly commonName: string;
+    }
+  | { readonly kind: 'token'; readonly policies: readonly string[] };
+
+export interface SecretDefinition {
+  readonly name: string;
+  readonly source: SecretSource;
+  readonly location: SourceLocation;
+}
+
+export type MatchField = 'issuer' | 'tenant' | 'project' | 'secret' | 'pipeline' | 'job' | 'playbook';
+export const MATCH_FIELDS: readonly MatchField[] = [
+  'issuer',
+  'tenant',
+  'project',
+  'secret',
+  'pipeline',
+  'job',
+  'playbook',
+];
+
+export type WrapMode = 'optional' | 'required' | 'never';
+
+export interface Grant {
+  readonly name: string;
+  /** Absent field = any value. A list means any of its globs. */
+  readonly match: Readonly<Partial<Record<MatchField, readonly string[]>>>;
+  readonly allow: readonly string[];
+  /** Upper bound for anything issued under this grant, in seconds (≤ global max). */
+  readonly ttlSeconds: number;
+  readonly wrap: WrapMode;
+  readonly location: SourceLocation;
+}
+
+export interface Rotation {
+  readonly secret: string;
+  readonly schedule?: string;
+  readonly everySeconds?: number;
+  readonly generate?: Readonly<Record<string, unknown>>;
+  readonly location: SourceLocation;
+}
+
+/** A validated, immutable set of policies: the unit that is swapped atomically on reload. */
+export interface PolicySet {
+  readonly secrets: ReadonlyMap<string, SecretDefinition>;
+  readonly grants: readonly Grant[];
+  readonly rotations: readonly Rotation[];
+  /** Files the set was loaded from (relative to the policy directory). */
+  readonly files: readonly string[];
+}
+
+/** The identity fields a policy can see. `JobIdentity` satisfies this structurally. */
+export interface PolicySubject {
+  readonly issuer: string;
+  readonly tenant: string;
+  readonly project: string;
+  readonly secret: string;
+  readonly pipeline: string;
+  readonly job: string;
+  readonly playbook: string;
+  readonly build: string;
+}
+
+/** What one granted secret may be delivered with. */
+export interface SecretGrantDecision {
+  readonly secret: SecretDefinition;
+  /** Name of the deciding grant (most permissive of those that allow it). */
+  readonly grant: string;
+  readonly ttlSeconds: number;
+  readonly wrap: WrapMode;
+}
+
+export type Decision =
+  | { readonly allowed: true; readonly secrets: ReadonlyMap<string, SecretGrantDecision> }
+  | { readonly allowed: false; readonly denied: readonly string[] };
+
+/** One problem found while loading policies: printed as `file:line:col: message`. */
+export interface PolicyProblem {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  readonly message: string;
+}
+
+export type LoadResult =
+  | { readonly ok: true; readonly set: PolicySet }
+  | { readonly ok: false; readonly problems: readonly PolicyProblem[] };

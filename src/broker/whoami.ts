@@ -1,0 +1,44 @@
+/** Use case "who am I": the verified identity and what it may fetch; never a value. */
+import type { JobIdentity } from '../identity/types.js';
+import { allowedFor } from '../policy/decide.js';
+import type { PolicySet } from '../policy/types.js';
+import { type Result, failure } from './failure.js';
+
+export interface WhoamiAnswer {
+  readonly identity: {
+    readonly issuer: string;
+    readonly tenant: string;
+    readonly project: string;
+    readonly secret: string;
+    readonly build: string;
+    readonly job: string;
+    readonly pipeline: string;
+    readonly playbook: string;
+    readonly expiresAt: string;
+  };
+  readonly allowed: readonly string[];
+  readonly grants: readonly string[];
+}
+
+export function whoami(policies: PolicySet | undefined, identity: JobIdentity): Result<WhoamiAnswer> {
+  if (policies === undefined) return failure('unavailable', 'no policy set is loaded', 'no policy set loaded');
+  const { secrets, grants } = allowedFor(policies, identity);
+  return {
+    ok: true,
+    value: {
+      identity: {
+        issuer: identity.issuer,
+        tenant: identity.tenant,
+        project: identity.project,
+        secret: identity.secret,
+        build: identity.build,
+        job: identity.job,
+        pipeline: identity.pipeline,
+        playbook: identity.playbook,
+        expiresAt: identity.expiresAt.toISOString(),
+      },
+      allowed: secrets,
+      grants,
+    },
+  };
+}

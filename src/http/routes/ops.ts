@@ -1,0 +1,43 @@
+/** Operator routes: /healthz, /readyz, /metrics. No secrets, no credentials. */
+import type { Hono } from 'hono';
+import type { AppDeps } from '../app.js';
+import type { AppEnv } from '../types.js';
+
+type CheckStatus = 'ok' | 'degraded' | 'failing';
+interface Check {
+  readonly status: CheckStatus;
+  readonly detail: string;
+}
+
+function worst(statuses: readonly CheckStatus[]): CheckStatus {
+  if (statuses.includes('failing')) return 'failing';
+  if (statuses.includes('degraded')) return 'degraded';
+  return 'ok';
+}
+
+export function registerOpsRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+
+  app.get('/readyz', async (c) => {
+    const health = await deps.openbao.health();
+    const openbao: Check =
+      health.status === 'ok'
+        ? { status: 'ok', detail: `OpenBao ${health.version} active` }
+        : health.status === 'standby'
+          ? { status: 'ok', detail: 'OpenBao standby (requests are forwarded)' }
+          : { status: 'failing', detail: health.status === 'unreachable' ? health.detail : `OpenBao ${health.status}` };
+    const policies: Check = deps.policies.status();
+    const issuerStatuses = deps.verifier.status();
+    const issuers: Check = {
+      status: worst(issuerStatuses.map((s) => s.status)),
+      detail: issuerStatuses.map((s) => `${s.issuer}: ${s.detail}`).join('; '),
+    };
+    const ready = worst([openbao.status, policies.status, issuers.status]) !== 'failing';
+    return c.json({ ready, checks: { openbao, policies, issuers } }, ready ? 200 : 503, { 'Cache-Control': 'no-store' });
+  });
+
+  app.get('/metrics', async (c) => {
+    const text = await deps.metrics.registry.metrics();
+    return c.text(text, 200, { 'Content-Type': deps.metrics.registry.contentType });
+  });
+}

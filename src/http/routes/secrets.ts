@@ -1,0 +1,135 @@
+/** Job routes: /v1/fetch, /v1/secrets/{name}, /v1/whoami. Every one needs a verified token. */
+import type { Context, Hono, MiddlewareHandler } from 'hono';
+import { z } from 'zod';
+import type { BrokerFailure } from '../../broker/failure.js';
+import { fetchSecrets, loggableNames } from '../../broker/fetch.js';
+import { whoami } from '../../broker/whoami.js';
+import type { AppDeps } from '../app.js';
+import { respondProblem } from '../app.js';
+import type { AppEnv } from '../types.js';
+
+/** Logical secret names as policies define them. */
+const SecretName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/);
+
+const FetchBody = z
+  .object({
+    secrets: z
+      .array(SecretName)
+      .min(1)
+      .max(32)
+      .refine((names) => new Set(names).size === names.length, 'secret names must be unique'),
+    wrap: z.boolean().optional(),
+  })
+  .strict();
+
+const WRAP_QUERY = new Map([
+  ['true', true],
+  ['false', false],
+]);
+
+/** RFC 6750 b64token after exactly one `Bearer ` (scheme case-insensitive). */
+const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9\-._~+/]+=*)$/;
+
+const NO_STORE = { 'Cache-Control': 'no-store' };
+
+function unauthenticated(c: Context<AppEnv>, reason: string) {
+  c.get('log').reason = reason;
+  return respondProblem(c, 'unauthenticated', 'a valid Zuul ID token is required', {
+    'WWW-Authenticate': 'Bearer error="invalid_token"',
+  });
+}
+
+function fromFailure(c: Context<AppEnv>, failure: BrokerFailure) {
+  const log = c.get('log');
+  log.reason = failure.reason;
+  log.outcome = failure.code;
+  const retry = failure.code === 'unavailable' ? { 'Retry-After': '5' } : undefined;
+  return respondProblem(c, failure.code, failure.detail, retry);
+}
+
+function authenticate(deps: AppDeps): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const header = c.req.header('authorization');
+    if (header === undefined) return unauthenticated(c, 'no authorization header');
+    // The size cap comes before any parsing of the token.
+    if (header.length > deps.limits.maxTokenBytes + 7) return unauthenticated(c, 'token too large');
+    const match = BEARER.exec(header);
+    const token = match?.[1];
+    if (token === undefined) return unauthenticated(c, 'malformed authorization header');
+    const result = await deps.verifier.verify(token);
+    if (!result.ok) {
+      if (result.failure.kind === 'unavailable') {
+        c.get('log').reason = result.failure.reason;
+        return respondProblem(c, 'unavailable', 'the token issuer keys are unavailable', { 'Retry-After': '10' });
+      }
+      return unauthenticated(c, result.failure.reason);
+    }
+    c.set('identity', result.identity);
+    await next();
+  };
+}
+
+function fetchDeps(deps: AppDeps) {
+  return {
+    policies: () => deps.policies.current(),
+    openbao: deps.openbao,
+    wrapTtlSeconds: deps.wrapTtlSeconds,
+    ...(deps.now ? { now: deps.now } : {}),
+  };
+}
+
+export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
+  const auth = authenticate(deps);
+
+  app.post('/v1/fetch', auth, async (c) => {
+    let body: unknown;
+    try {
+      body = JSON.parse(await c.req.text());
+    } catch {
+      return respondProblem(c, 'invalid_request', 'body must be a JSON object');
+    }
+    const parsed = FetchBody.safeParse(body);
+    if (!parsed.success) {
+      return respondProblem(c, 'invalid_request', 'body must be {"secrets": [1-32 unique secret names], "wrap"?: boolean}');
+    }
+    const identity = c.get('identity');
+    if (identity === undefined) return unauthenticated(c, 'no identity');
+    const log = c.get('log');
+    log.secrets = loggableNames(deps.policies.current(), parsed.data.secrets);
+    const result = await fetchSecrets(fetchDeps(deps), identity, parsed.data.secrets, parsed.data.wrap ?? false);
+    deps.metrics.decisions.inc({ outcome: result.ok || result.failure.code !== 'forbidden' ? 'allow' : 'deny' });
+    if (!result.ok) return fromFailure(c, result.failure);
+    log.grants = result.value.grants;
+    return c.json({ build: result.value.build, secrets: result.value.secrets }, 200, NO_STORE);
+  });
+
+  app.get('/v1/secrets/:name', auth, async (c) => {
+    const name = SecretName.safeParse(c.req.param('name'));
+    const queries = c.req.queries();
+    const unknown = Object.keys(queries).filter((k) => k !== 'wrap');
+    const wrapValues = queries.wrap ?? [];
+    const wrap = wrapValues.length === 0 ? false : wrapValues.length === 1 ? WRAP_QUERY.get(wrapValues[0] ?? '') : undefined;
+    if (!name.success || unknown.length > 0 || wrap === undefined) {
+      return respondProblem(c, 'invalid_request', 'expected /v1/secrets/{name} with optional ?wrap=true|false');
+    }
+    const identity = c.get('identity');
+    if (identity === undefined) return unauthenticated(c, 'no identity');
+    const log = c.get('log');
+    log.secrets = loggableNames(deps.policies.current(), [name.data]);
+    const result = await fetchSecrets(fetchDeps(deps), identity, [name.data], wrap);
+    deps.metrics.decisions.inc({ outcome: result.ok || result.failure.code !== 'forbidden' ? 'allow' : 'deny' });
+    if (!result.ok) return fromFailure(c, result.failure);
+    log.grants = result.value.grants;
+    const entry = result.value.secrets[name.data];
+    if (entry === undefined) return respondProblem(c, 'internal', `internal error (request id ${c.get('requestId')})`);
+    return c.json(entry, 200, NO_STORE);
+  });
+
+  app.get('/v1/whoami', auth, (c) => {
+    const identity = c.get('identity');
+    if (identity === undefined) return unauthenticated(c, 'no identity');
+    const result = whoami(deps.policies.current(), identity);
+    if (!result.ok) return fromFailure(c, result.failure);
+    return c.json(result.value, 200, NO_STORE);
+  });
+}

@@ -1,0 +1,169 @@
+/**
+ * The process: builds every dependency from the frozen configuration, serves HTTP,
+ * handles signals and shutdown. The only module that opens the listening socket and
+ * installs signal handlers; everything below gets what it needs passed in.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { type ServerType, serve } from '@hono/node-server';
+import pino, { type Logger } from 'pino';
+import { type PolicyStore, createPolicyStore } from './broker/policy-store.js';
+import type { Config } from './config/schema.js';
+import { createApp } from './http/app.js';
+import { createHttpMetrics } from './http/metrics.js';
+import { createTokenVerifier } from './identity/verifier.js';
+import { createOpenBaoClient } from './openbao/client.js';
+
+/** Field names whose values must never be written, whatever object reaches the logger. */
+const REDACT = [
+  'token',
+  '*.token',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'password',
+  '*.password',
+  'data',
+  '*.data',
+  'secretId',
+  '*.secretId',
+];
+
+export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+  const options = { level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: 'zsb' } };
+  return destination ? pino(options, destination as pino.DestinationStream) : pino(options);
+}
+
+function readSecretFile(file: string, what: string): string {
+  let value: string;
+  try {
+    value = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    throw new Error(`cannot read ${what} file ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (value.length === 0) throw new Error(`${what} file ${file} is empty`);
+  return value;
+}
+
+export interface RunningBroker {
+  readonly url: string;
+  readonly policies: PolicyStore;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly logger?: Logger;
+  /** Install SIGTERM/SIGINT/SIGHUP handlers (the `serve` command does; tests do not). */
+  readonly handleSignals?: boolean;
+}
+
+export async function startBroker(config: Config, options: StartOptions = {}): Promise<RunningBroker> {
+  const logger = options.logger ?? createLogger(config.log.level);
+
+  let brokerToken = '';
+  const addresses = config.openbao.addresses ?? (config.openbao.address ? [config.openbao.address] : []);
+  const openbao = createOpenBaoClient({
+    addresses,
+    timeoutMs: config.openbao.timeoutMs,
+    maxConnections: config.openbao.maxConnections,
+    ...(config.openbao.namespace ? { namespace: config.openbao.namespace } : {}),
+    token: () => brokerToken,
+  });
+  const auth = config.openbao.auth;
+  if (auth.method === 'token') {
+    brokerToken = readSecretFile(auth.tokenFile, 'OpenBao token');
+  } else {
+    const login = await openbao.appRoleLogin(
+      auth.mount,
+      readSecretFile(auth.roleIdFile, 'AppRole role id'),
+      readSecretFile(auth.secretIdFile, 'AppRole secret id'),
+    );
+    brokerToken = login.token;
+    logger.info({ ttlSeconds: login.ttlSeconds }, 'logged in to OpenBao with AppRole');
+  }
+
+  const policies = createPolicyStore(config.policies, { maxTtlSeconds: config.maxTtlSeconds });
+  const loaded = await policies.reload();
+  if (!loaded.ok) {
+    throw new Error(`policies in ${config.policies} are invalid:\n${loaded.problems.join('\n')}`);
+  }
+  logger.info({ policies: policies.status().detail }, 'policies loaded');
+
+  const verifier = createTokenVerifier(config.issuers, { maxTokenBytes: config.http.maxTokenBytes, logger });
+  const metrics = createHttpMetrics({ defaultMetrics: true });
+  const app = createApp({
+    verifier,
+    policies,
+    openbao,
+    logger,
+    metrics,
+    limits: { maxBodyBytes: config.http.maxBodyBytes, maxTokenBytes: config.http.maxTokenBytes },
+    wrapTtlSeconds: config.wrapTtlSeconds,
+  });
+
+  const tls = config.listen.tls;
+  const server: ServerType = await new Promise((resolve) => {
+    const s = serve(
+      {
+        fetch: app.fetch,
+        hostname: config.listen.host,
+        port: config.listen.port,
+        ...(tls
+          ? {
+              createServer: createHttpsServer,
+              serverOptions: { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) },
+            }
+          : {}),
+      },
+      () => resolve(s),
+    );
+  });
+  if ('requestTimeout' in server) {
+    server.requestTimeout = config.http.requestTimeoutMs;
+    server.headersTimeout = Math.min(10000, config.http.requestTimeoutMs);
+    server.keepAliveTimeout = 5000;
+  }
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
+  logger.info({ url, openbao: addresses, issuers: config.issuers.map((i) => i.issuer) }, 'broker listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      verifier.close();
+      // Stop accepting; in-flight requests finish, idle keep-alive sockets are closed.
+      const timer = setTimeout(() => {
+        if ('closeAllConnections' in server) server.closeAllConnections();
+      }, 10000);
+      timer.unref();
+      server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      if ('closeIdleConnections' in server) server.closeIdleConnections();
+    });
+    return closing;
+  };
+
+  if (options.handleSignals) {
+    const shutdown = (signal: string) => {
+      logger.info({ signal }, 'shutting down');
+      void close().then(() => {
+        logger.info('stopped');
+        process.exit(0);
+      });
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGHUP', () => {
+      void policies.reload().then((r) => {
+        if (r.ok) logger.info({ policies: policies.status().detail }, 'policies reloaded');
+        else logger.error({ problems: r.problems }, 'policy reload rejected; previous set keeps serving');
+      });
+    });
+  }
+
+  return { url, policies, close };
+}

@@ -8,7 +8,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type ServerType, serve } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
-import { type PolicyStore, createPolicyStore } from './broker/policy-store.js';
+import { createPolicyStore, type PolicyStore } from './broker/policy-store.js';
 import type { Config } from './config/schema.js';
 import { createApp } from './http/app.js';
 import { createHttpMetrics } from './http/metrics.js';
@@ -31,7 +31,11 @@ const REDACT = [
 ];
 
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
-  const options = { level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: 'zsb' } };
+  const options = {
+    level,
+    redact: { paths: REDACT, censor: '[redacted]' },
+    base: { service: 'zsb' },
+  };
   return destination ? pino(options, destination as pino.DestinationStream) : pino(options);
 }
 
@@ -40,7 +44,9 @@ function readSecretFile(file: string, what: string): string {
   try {
     value = readFileSync(file, 'utf8').trim();
   } catch (error) {
-    throw new Error(`cannot read ${what} file ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new Error(
+      `cannot read ${what} file ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   if (value.length === 0) throw new Error(`${what} file ${file} is empty`);
   return value;
@@ -58,11 +64,15 @@ export interface StartOptions {
   readonly handleSignals?: boolean;
 }
 
-export async function startBroker(config: Config, options: StartOptions = {}): Promise<RunningBroker> {
+export async function startBroker(
+  config: Config,
+  options: StartOptions = {},
+): Promise<RunningBroker> {
   const logger = options.logger ?? createLogger(config.log.level);
 
   let brokerToken = '';
-  const addresses = config.openbao.addresses ?? (config.openbao.address ? [config.openbao.address] : []);
+  const addresses =
+    config.openbao.addresses ?? (config.openbao.address ? [config.openbao.address] : []);
   const openbao = createOpenBaoClient({
     addresses,
     timeoutMs: config.openbao.timeoutMs,
@@ -90,7 +100,10 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
   }
   logger.info({ policies: policies.status().detail }, 'policies loaded');
 
-  const verifier = createTokenVerifier(config.issuers, { maxTokenBytes: config.http.maxTokenBytes, logger });
+  const verifier = createTokenVerifier(config.issuers, {
+    maxTokenBytes: config.http.maxTokenBytes,
+    logger,
+  });
   const metrics = createHttpMetrics({ defaultMetrics: true });
   const app = createApp({
     verifier,
@@ -127,7 +140,10 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
-  logger.info({ url, openbao: addresses, issuers: config.issuers.map((i) => i.issuer) }, 'broker listening');
+  logger.info(
+    { url, openbao: addresses, issuers: config.issuers.map((i) => i.issuer) },
+    'broker listening',
+  );
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -160,7 +176,11 @@ export async function startBroker(config: Config, options: StartOptions = {}): P
     process.on('SIGHUP', () => {
       void policies.reload().then((r) => {
         if (r.ok) logger.info({ policies: policies.status().detail }, 'policies reloaded');
-        else logger.error({ problems: r.problems }, 'policy reload rejected; previous set keeps serving');
+        else
+          logger.error(
+            { problems: r.problems },
+            'policy reload rejected; previous set keeps serving',
+          );
       });
     });
   }

@@ -21,9 +21,15 @@ export interface BrokerFailure {
   readonly reason: string;
 }
 
-export type Result<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly failure: BrokerFailure };
+export type Result<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly failure: BrokerFailure };
 
-export function failure(code: FailureCode, detail: string, reason: string = detail): { ok: false; failure: BrokerFailure } {
+export function failure(
+  code: FailureCode,
+  detail: string,
+  reason: string = detail,
+): { ok: false; failure: BrokerFailure } {
   return { ok: false, failure: { code, detail, reason } };
 }
 
@@ -33,7 +39,11 @@ export const FORBIDDEN_DETAIL = 'one or more requested secrets are not granted t
 /** Maps an error thrown below the broker to a failure a job can act on. */
 export function failureFromError(error: unknown, secretName: string): BrokerFailure {
   if (error instanceof UnsafePathError) {
-    return { code: 'forbidden', detail: FORBIDDEN_DETAIL, reason: `secret ${secretName}: ${error.message}` };
+    return {
+      code: 'forbidden',
+      detail: FORBIDDEN_DETAIL,
+      reason: `secret ${secretName}: ${error.message}`,
+    };
   }
   if (error instanceof OpenBaoError) {
     const reason = `secret ${secretName}: ${error.message}`;
@@ -45,8 +55,16 @@ export function failureFromError(error: unknown, secretName: string): BrokerFail
       case 'rate_limited':
         return { code: 'unavailable', detail: 'OpenBao is unavailable', reason };
       default:
-        return { code: 'upstream_error', detail: 'OpenBao could not deliver a requested secret', reason };
+        return {
+          code: 'upstream_error',
+          detail: 'OpenBao could not deliver a requested secret',
+          reason,
+        };
     }
   }
-  return { code: 'internal', detail: 'internal error', reason: `secret ${secretName}: unexpected error` };
+  return {
+    code: 'internal',
+    detail: 'internal error',
+    reason: `secret ${secretName}: unexpected error`,
+  };
 }

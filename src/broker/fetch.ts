@@ -9,7 +9,7 @@ import { UnsafePathError } from '../openbao/paths.js';
 import { decide } from '../policy/decide.js';
 import { renderSecretPath } from '../policy/paths.js';
 import type { PolicySet, SecretGrantDecision } from '../policy/types.js';
-import { FORBIDDEN_DETAIL, type Result, failure, failureFromError } from './failure.js';
+import { FORBIDDEN_DETAIL, failure, failureFromError, type Result } from './failure.js';
 
 export interface SecretValue {
   readonly data: Readonly<Record<string, unknown>>;
@@ -38,7 +38,11 @@ export interface FetchDeps {
   readonly now?: () => number;
 }
 
-type Delivery = { readonly name: string; readonly secret: DeliveredSecret; readonly accessor?: string };
+type Delivery = {
+  readonly name: string;
+  readonly secret: DeliveredSecret;
+  readonly accessor?: string;
+};
 
 async function deliverKv(
   deps: FetchDeps,
@@ -55,7 +59,11 @@ async function deliverKv(
     throw new UnsafePathError(rendered.reason);
   }
   if (wrap) {
-    const wrapped = await deps.openbao.kvReadWrapped(source.mount, rendered.path, deps.wrapTtlSeconds);
+    const wrapped = await deps.openbao.kvReadWrapped(
+      source.mount,
+      rendered.path,
+      deps.wrapTtlSeconds,
+    );
     const now = deps.now?.() ?? Date.now();
     return {
       name,
@@ -75,7 +83,8 @@ async function deliverKv(
   if (source.keys) {
     const picked: Record<string, unknown> = {};
     for (const key of source.keys) {
-      if (!Object.hasOwn(entry.data, key)) throw new MissingSecretError(name, 'a listed key is missing from the KV entry');
+      if (!Object.hasOwn(entry.data, key))
+        throw new MissingSecretError(name, 'a listed key is missing from the KV entry');
       picked[key] = entry.data[key];
     }
     data = picked;
@@ -108,36 +117,61 @@ export async function fetchSecrets(
   wrap: boolean,
 ): Promise<Result<FetchAnswer>> {
   const set = deps.policies();
-  if (set === undefined) return failure('unavailable', 'no policy set is loaded', 'no policy set loaded');
+  if (set === undefined)
+    return failure('unavailable', 'no policy set is loaded', 'no policy set loaded');
   const decision = decide(set, identity, names);
   if (!decision.allowed) {
-    return failure('forbidden', FORBIDDEN_DETAIL, `denied: ${loggableNames(set, decision.denied).join(', ')}`);
+    return failure(
+      'forbidden',
+      FORBIDDEN_DETAIL,
+      `denied: ${loggableNames(set, decision.denied).join(', ')}`,
+    );
   }
   for (const [name, granted] of decision.secrets) {
     if (wrap && granted.wrap === 'never') {
-      return failure('forbidden', `secret '${name}' may not be delivered wrapped`, `wrap refused for ${name} by grant ${granted.grant}`);
+      return failure(
+        'forbidden',
+        `secret '${name}' may not be delivered wrapped`,
+        `wrap refused for ${name} by grant ${granted.grant}`,
+      );
     }
     if (!wrap && granted.wrap === 'required') {
-      return failure('forbidden', `secret '${name}' must be fetched with wrap: true`, `wrap required for ${name} by grant ${granted.grant}`);
+      return failure(
+        'forbidden',
+        `secret '${name}' must be fetched with wrap: true`,
+        `wrap required for ${name} by grant ${granted.grant}`,
+      );
     }
     if (granted.secret.source.kind !== 'kv') {
-      return failure('internal', 'internal error', `secret ${name}: kind ${granted.secret.source.kind} not supported`);
+      return failure(
+        'internal',
+        'internal error',
+        `secret ${name}: kind ${granted.secret.source.kind} not supported`,
+      );
     }
   }
 
   const entries = [...decision.secrets.entries()];
-  const settled = await Promise.allSettled(entries.map(([name, granted]) => deliverKv(deps, identity, name, granted, wrap)));
+  const settled = await Promise.allSettled(
+    entries.map(([name, granted]) => deliverKv(deps, identity, name, granted, wrap)),
+  );
 
   const failedIndex = settled.findIndex((s) => s.status === 'rejected');
   if (failedIndex !== -1) {
     // Undo: a wrapping token already minted for this request must not outlive the error.
-    const accessors = settled.flatMap((s) => (s.status === 'fulfilled' && s.value.accessor ? [s.value.accessor] : []));
+    const accessors = settled.flatMap((s) =>
+      s.status === 'fulfilled' && s.value.accessor ? [s.value.accessor] : [],
+    );
     await Promise.allSettled(accessors.map((a) => deps.openbao.revokeAccessor(a)));
     const failed = settled[failedIndex];
     const name = entries[failedIndex]?.[0] ?? '?';
     const error = failed?.status === 'rejected' ? failed.reason : undefined;
     if (error instanceof MissingSecretError) {
-      return failure('upstream_error', 'OpenBao could not deliver a requested secret', `secret ${name}: ${error.message}`);
+      return failure(
+        'upstream_error',
+        'OpenBao could not deliver a requested secret',
+        `secret ${name}: ${error.message}`,
+      );
     }
     const mapped = failureFromError(error, name);
     return { ok: false, failure: mapped };
@@ -145,7 +179,9 @@ export async function fetchSecrets(
 
   // fromEntries defines own properties, so no name can reach a prototype.
   const secrets = Object.fromEntries(
-    settled.flatMap((s) => (s.status === 'fulfilled' ? [[s.value.name, s.value.secret] as const] : [])),
+    settled.flatMap((s) =>
+      s.status === 'fulfilled' ? [[s.value.name, s.value.secret] as const] : [],
+    ),
   );
   const grants = Object.fromEntries(entries.map(([name, granted]) => [name, granted.grant]));
   return { ok: true, value: { build: identity.build, secrets, grants } };

@@ -31,13 +31,21 @@ export function createPolicyStore(dir: string, options: { maxTtlSeconds: number 
   return {
     current: () => set,
     status(): PolicyStatus {
-      if (set === undefined) return { status: 'failing', detail: lastError ?? 'no policy set loaded' };
+      if (set === undefined)
+        return { status: 'failing', detail: lastError ?? 'no policy set loaded' };
       const loaded = `${set.secrets.size} secrets, ${set.grants.length} grants from ${set.files.length} files`;
-      if (lastError !== undefined) return { status: 'degraded', detail: `last reload rejected (${lastError}); serving ${loaded}` };
+      if (lastError !== undefined)
+        return {
+          status: 'degraded',
+          detail: `last reload rejected (${lastError}); serving ${loaded}`,
+        };
       return { status: 'ok', detail: loaded };
     },
     async reload() {
-      const result = await loadPolicyDir(dir, { maxTtlSeconds: options.maxTtlSeconds, supportedKinds: ['kv'] });
+      const result = await loadPolicyDir(dir, {
+        maxTtlSeconds: options.maxTtlSeconds,
+        supportedKinds: ['kv'],
+      });
       if (!result.ok) {
         const problems = result.problems.map(formatProblem);
         lastError = `${problems.length} problem(s), first: ${problems[0] ?? 'unknown'}`;

@@ -2,7 +2,7 @@
 import type { JobIdentity } from '../identity/types.js';
 import { allowedFor } from '../policy/decide.js';
 import type { PolicySet } from '../policy/types.js';
-import { type Result, failure } from './failure.js';
+import { failure, type Result } from './failure.js';
 
 export interface WhoamiAnswer {
   readonly identity: {
@@ -20,8 +20,12 @@ export interface WhoamiAnswer {
   readonly grants: readonly string[];
 }
 
-export function whoami(policies: PolicySet | undefined, identity: JobIdentity): Result<WhoamiAnswer> {
-  if (policies === undefined) return failure('unavailable', 'no policy set is loaded', 'no policy set loaded');
+export function whoami(
+  policies: PolicySet | undefined,
+  identity: JobIdentity,
+): Result<WhoamiAnswer> {
+  if (policies === undefined)
+    return failure('unavailable', 'no policy set is loaded', 'no policy set loaded');
   const { secrets, grants } = allowedFor(policies, identity);
   return {
     ok: true,

@@ -3,14 +3,35 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { PROJECT_ROOT } from '../dev/openbao-dev-server.js';
-import { DEV_STATE_DIR, type PlaygroundState, SIGNING_KEY_FILE, STATE_FILE, startPlayground } from '../dev/playground.js';
+import {
+  DEV_STATE_DIR,
+  type PlaygroundState,
+  SIGNING_KEY_FILE,
+  STATE_FILE,
+  startPlayground,
+} from '../dev/playground.js';
 import { ZuulIssuer } from '../dev/zuul-issuer.js';
 import { createLogger } from '../main.js';
 
 /** Claims a user may set with `key=value`; `project` and `secret` go into `sub`. */
-const SETTABLE = new Set(['tenant', 'project', 'secret', 'job-name', 'pipeline', 'playbook', 'build-uuid', 'aud', 'ttl']);
+const SETTABLE = new Set([
+  'tenant',
+  'project',
+  'secret',
+  'job-name',
+  'pipeline',
+  'playbook',
+  'build-uuid',
+  'aud',
+  'ttl',
+]);
 
-function parseClaimArgs(args: readonly string[]): { claims: Record<string, string>; project?: string; secret?: string; ttl?: number } {
+function parseClaimArgs(args: readonly string[]): {
+  claims: Record<string, string>;
+  project?: string;
+  secret?: string;
+  ttl?: number;
+} {
   const claims: Record<string, string> = {};
   let project: string | undefined;
   let secret: string | undefined;
@@ -20,13 +41,16 @@ function parseClaimArgs(args: readonly string[]): { claims: Record<string, strin
     const key = eq > 0 ? arg.slice(0, eq) : '';
     const value = arg.slice(eq + 1);
     if (!SETTABLE.has(key)) {
-      throw new Error(`claim argument '${arg}' must be KEY=VALUE with KEY one of ${[...SETTABLE].join(', ')}`);
+      throw new Error(
+        `claim argument '${arg}' must be KEY=VALUE with KEY one of ${[...SETTABLE].join(', ')}`,
+      );
     }
     if (key === 'project') project = value;
     else if (key === 'secret') secret = value;
     else if (key === 'ttl') {
       ttl = Number(value);
-      if (!Number.isInteger(ttl) || ttl <= 0) throw new Error('ttl must be a positive number of seconds');
+      if (!Number.isInteger(ttl) || ttl <= 0)
+        throw new Error('ttl must be a positive number of seconds');
     } else claims[key] = value;
   }
   return {
@@ -66,14 +90,17 @@ function printExample(state: PlaygroundState, rootToken: string): void {
 export function registerDevCommands(program: Command): void {
   const dev = program
     .command('dev')
-    .description('run the embedded playground: OpenBao dev server, Zuul-like issuer, example secrets, broker')
+    .description(
+      'run the embedded playground: OpenBao dev server, Zuul-like issuer, example secrets, broker',
+    )
     .option('--host <host>', 'broker listen address', '127.0.0.1')
     .option('--port <port>', 'broker port (0 = any free port)', '8080')
     .option('--policies <dir>', 'policy directory', path.join(PROJECT_ROOT, 'policies'))
     .option('--log-level <level>', 'broker log level', 'info')
     .action(async (options: { host: string; port: string; policies: string; logLevel: string }) => {
       const port = Number(options.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('--port must be 0-65535');
+      if (!Number.isInteger(port) || port < 0 || port > 65535)
+        throw new Error('--port must be 0-65535');
       const logger = createLogger(options.logLevel, process.stderr);
       const playground = await startPlayground({
         host: options.host,
@@ -92,7 +119,10 @@ export function registerDevCommands(program: Command): void {
 
   dev
     .command('token')
-    .argument('[claims...]', 'claims to set, e.g. pipeline=check job-name=deploy project=github.com/org/repo ttl=600')
+    .argument(
+      '[claims...]',
+      'claims to set, e.g. pipeline=check job-name=deploy project=github.com/org/repo ttl=600',
+    )
     .description('mint a job token from the running playground (prints the JWT)')
     .action(async (args: string[]) => {
       const dir = path.resolve(DEV_STATE_DIR);
@@ -100,7 +130,9 @@ export function registerDevCommands(program: Command): void {
       try {
         state = JSON.parse(await readFile(path.join(dir, STATE_FILE), 'utf8')) as PlaygroundState;
       } catch {
-        throw new Error(`no running playground found in ${dir}: start \`npx zsb dev\` in this directory first`);
+        throw new Error(
+          `no running playground found in ${dir}: start \`npx zsb dev\` in this directory first`,
+        );
       }
       const issuer = await ZuulIssuer.fromSigningKeyFile(path.join(dir, SIGNING_KEY_FILE));
       const parsed = parseClaimArgs(args);

@@ -26,7 +26,9 @@ try {
 } catch (error) {
   if (error instanceof CommanderError) {
     // Help and version are successes; anything else commander reports is a usage error.
-    process.exit(error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? 0 : 2);
+    process.exit(
+      error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? 0 : 2,
+    );
   }
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`zsb: ${message}\n`);

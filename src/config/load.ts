@@ -57,7 +57,8 @@ export function loadConfigFile(file: string): Config {
   let text: string;
   try {
     const bytes = readFileSync(file);
-    if (bytes.length > MAX_CONFIG_BYTES) throw new ConfigError(file, [`file is larger than ${MAX_CONFIG_BYTES} bytes`]);
+    if (bytes.length > MAX_CONFIG_BYTES)
+      throw new ConfigError(file, [`file is larger than ${MAX_CONFIG_BYTES} bytes`]);
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch (error) {
     if (error instanceof ConfigError) throw error;
@@ -70,7 +71,9 @@ export function loadConfigFile(file: string): Config {
   } catch (error) {
     // yaml's messages quote source lines, which could hold a value: keep only the position.
     const pos = (error as { linePos?: { line: number; col: number }[] }).linePos?.[0];
-    throw new ConfigError(file, [pos ? `YAML syntax error at line ${pos.line}, column ${pos.col}` : 'YAML syntax error']);
+    throw new ConfigError(file, [
+      pos ? `YAML syntax error at line ${pos.line}, column ${pos.col}` : 'YAML syntax error',
+    ]);
   }
   return parseConfig(document, file);
 }

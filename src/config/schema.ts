@@ -17,12 +17,18 @@ function isSafeUrl(value: string): boolean {
   }
   if (url.username || url.password) return false;
   if (url.protocol === 'https:') return true;
-  return url.protocol === 'http:' && (LOOPBACK_HOSTS.has(url.hostname) || url.hostname.startsWith('127.'));
+  return (
+    url.protocol === 'http:' &&
+    (LOOPBACK_HOSTS.has(url.hostname) || url.hostname.startsWith('127.'))
+  );
 }
 
 const safeUrl = z
   .string()
-  .refine(isSafeUrl, 'must be an https URL (plain http only for loopback hosts), without credentials');
+  .refine(
+    isSafeUrl,
+    'must be an https URL (plain http only for loopback hosts), without credentials',
+  );
 
 const seconds = (def: number, max: number) => z.number().int().min(1).max(max).default(def);
 
@@ -35,7 +41,9 @@ export const IssuerConfigSchema = z
     /** Required `aud`. */
     audience: z.string().min(1).max(1024),
     algorithms: z
-      .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA']))
+      .array(
+        z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA']),
+      )
       .min(1)
       .default(['RS256']),
     /** Largest accepted `exp - iat` (Zuul's default tenant max-oidc-ttl). */
@@ -132,7 +140,9 @@ export const ConfigSchema = z
       .strict()
       .default({ perIdentity: { rate: 20, burst: 100 }, global: { rate: 2000, burst: 4000 } }),
     log: z
-      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') })
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+      })
       .strict()
       .default({ level: 'info' }),
   })

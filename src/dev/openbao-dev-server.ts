@@ -32,7 +32,9 @@ export function findBaoBinary(env: NodeJS.ProcessEnv = process.env): string {
   const candidates = [
     env.ZSB_BAO_BIN,
     path.join(PROJECT_ROOT, '.venv-bao', 'bin', 'bao'),
-    ...(env.PATH ?? '').split(path.delimiter).map((dir) => (dir ? path.join(dir, 'bao') : undefined)),
+    ...(env.PATH ?? '')
+      .split(path.delimiter)
+      .map((dir) => (dir ? path.join(dir, 'bao') : undefined)),
   ];
   for (const candidate of candidates) {
     if (candidate && isExecutable(candidate)) return candidate;
@@ -97,13 +99,21 @@ async function startOnce(binary: string, options: DevOpenBaoOptions): Promise<De
       '-dev-no-store-token',
       ...(options.extraArgs ?? []),
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' } },
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
+    },
   );
   let stderrTail = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2000);
   });
-  const client = createOpenBaoClient({ addresses: [address], timeoutMs: 1000, maxConnections: 2, token: () => rootToken });
+  const client = createOpenBaoClient({
+    addresses: [address],
+    timeoutMs: 1000,
+    maxConnections: 2,
+    token: () => rootToken,
+  });
   const deadline = Date.now() + (options.startTimeoutMs ?? 30000);
   while (Date.now() < deadline) {
     if (child.exitCode !== null) {

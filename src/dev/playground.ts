@@ -36,11 +36,15 @@ function exampleSecrets(): Array<{ path: string; data: Record<string, string> }>
     },
     {
       path: 'zuul/scs/github.com/SovereignCloudStack/standards/deploy',
-      data: { private_key: `-----BEGIN OPENSSH PRIVATE KEY-----\n${word()}\n-----END OPENSSH PRIVATE KEY-----\n` },
+      data: {
+        private_key: `-----BEGIN OPENSSH PRIVATE KEY-----\n${word()}\n-----END OPENSSH PRIVATE KEY-----\n`,
+      },
     },
     {
       path: 'zuul/scs/github.com/SovereignCloudStack/status-page/deploy',
-      data: { private_key: `-----BEGIN OPENSSH PRIVATE KEY-----\n${word()}\n-----END OPENSSH PRIVATE KEY-----\n` },
+      data: {
+        private_key: `-----BEGIN OPENSSH PRIVATE KEY-----\n${word()}\n-----END OPENSSH PRIVATE KEY-----\n`,
+      },
     },
     { path: 'zuul/scs/status-page/admin', data: { username: 'admin', password: word() } },
   ];
@@ -126,7 +130,11 @@ export async function startPlayground(options: PlaygroundOptions): Promise<Playg
       audience: DEFAULT_ZUUL_TOKEN.audience,
       openbaoAddress: bao.address,
     };
-    await writeFile(path.join(options.stateDir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+    await writeFile(
+      path.join(options.stateDir, STATE_FILE),
+      `${JSON.stringify(state, null, 2)}\n`,
+      { mode: 0o600 },
+    );
     return { state, openbao: bao, rootToken: bao.rootToken, stop: stopAll };
   } catch (error) {
     await stopAll();

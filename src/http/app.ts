@@ -49,7 +49,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     await next();
     c.header('X-Request-Id', requestId);
     const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
-    const route = c.req.routePath && c.req.routePath !== '/*' && c.req.routePath !== '*' ? c.req.routePath : 'unmatched';
+    const route =
+      c.req.routePath && c.req.routePath !== '/*' && c.req.routePath !== '*'
+        ? c.req.routePath
+        : 'unmatched';
     const status = c.res.status;
     deps.metrics.requests.inc({ route, method: c.req.method, status: String(status) });
     deps.metrics.duration.observe({ route }, durationMs / 1000);
@@ -92,9 +95,17 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       maxSize: deps.limits.maxBodyBytes,
       onError: (c) => {
         c.get('log').outcome = 'payload_too_large';
-        return c.json(problem('payload_too_large', `body larger than ${deps.limits.maxBodyBytes} bytes`, c.get('requestId')), 413, {
-          'Content-Type': 'application/problem+json',
-        });
+        return c.json(
+          problem(
+            'payload_too_large',
+            `body larger than ${deps.limits.maxBodyBytes} bytes`,
+            c.get('requestId'),
+          ),
+          413,
+          {
+            'Content-Type': 'application/problem+json',
+          },
+        );
       },
     }),
   );
@@ -122,10 +133,17 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   return app;
 }
 
-
-export function respondProblem(c: Context<AppEnv>, code: ErrorCode, detail: string, headers: Record<string, string> = {}) {
+export function respondProblem(
+  c: Context<AppEnv>,
+  code: ErrorCode,
+  detail: string,
+  headers: Record<string, string> = {},
+) {
   const body = problem(code, detail, c.get('requestId'));
   const log = c.get('log');
   log.outcome ??= code;
-  return c.json(body, body.status as 400, { ...headers, 'Content-Type': 'application/problem+json' });
+  return c.json(body, body.status as 400, {
+    ...headers,
+    'Content-Type': 'application/problem+json',
+  });
 }

@@ -2,7 +2,7 @@
  * Prometheus metrics of the HTTP layer. Labels are closed sets (route pattern, status,
  * decision): never a secret name from a request, a token, an identity or a build id.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 
 export interface HttpMetrics {
   readonly registry: Registry;

@@ -42,5 +42,12 @@ export interface ProblemBody {
 }
 
 export function problem(code: ErrorCode, detail: string, requestId: string): ProblemBody {
-  return { type: 'about:blank', title: TITLES[code], status: ERROR_STATUS[code], detail, code, requestId };
+  return {
+    type: 'about:blank',
+    title: TITLES[code],
+    status: ERROR_STATUS[code],
+    detail,
+    code,
+    requestId,
+  };
 }

@@ -8,7 +8,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import nodeVault from 'node-vault';
-import { OpenBaoError, kindForStatus } from './errors.js';
+import { kindForStatus, OpenBaoError } from './errors.js';
 import type { KvEntry, OpenBao, OpenBaoHealth, WrappedResponse } from './interface.js';
 import { apiPath, splitSegments } from './paths.js';
 
@@ -147,13 +147,18 @@ export function createOpenBaoClient(options: OpenBaoClientOptions): OpenBao & Op
       token: info.token,
       accessor: info.accessor,
       ttlSeconds: typeof info.ttl === 'number' ? info.ttl : 0,
-      creationTime: typeof info.creation_time === 'string' ? info.creation_time : new Date().toISOString(),
+      creationTime:
+        typeof info.creation_time === 'string' ? info.creation_time : new Date().toISOString(),
     };
   }
 
   function parseAuth(operation: string, body: unknown): CreatedToken {
     const auth = isObject(body) ? body.auth : undefined;
-    if (!isObject(auth) || typeof auth.client_token !== 'string' || typeof auth.accessor !== 'string') {
+    if (
+      !isObject(auth) ||
+      typeof auth.client_token !== 'string' ||
+      typeof auth.accessor !== 'string'
+    ) {
       throw new OpenBaoError(operation, 'upstream', 200);
     }
     return {
@@ -165,7 +170,8 @@ export function createOpenBaoClient(options: OpenBaoClientOptions): OpenBao & Op
 
   return {
     async kvRead(mount, path, readOptions): Promise<KvEntry | null> {
-      const query = readOptions?.version === undefined ? '' : `?version=${Math.trunc(readOptions.version)}`;
+      const query =
+        readOptions?.version === undefined ? '' : `?version=${Math.trunc(readOptions.version)}`;
       let body: unknown;
       try {
         body = await call({
@@ -206,7 +212,8 @@ export function createOpenBaoClient(options: OpenBaoClientOptions): OpenBao & Op
         operation: 'kv write',
         method: 'POST',
         path: kvDataPath(mount, path),
-        json: writeOptions?.cas === undefined ? { data } : { options: { cas: writeOptions.cas }, data },
+        json:
+          writeOptions?.cas === undefined ? { data } : { options: { cas: writeOptions.cas }, data },
         idempotent: false,
       });
       const outer = isObject(body) ? body.data : undefined;
@@ -230,7 +237,13 @@ export function createOpenBaoClient(options: OpenBaoClientOptions): OpenBao & Op
       let body: unknown;
       try {
         // node-vault resolves sys/health for every status, so the body tells the state.
-        body = await call({ operation: 'health', method: 'GET', path: '/sys/health', idempotent: true, anonymous: true });
+        body = await call({
+          operation: 'health',
+          method: 'GET',
+          path: '/sys/health',
+          idempotent: true,
+          anonymous: true,
+        });
       } catch (error) {
         const kind = error instanceof OpenBaoError ? error.kind : 'upstream';
         return { status: 'unreachable', detail: `OpenBao not reachable (${kind})` };

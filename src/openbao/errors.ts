@@ -28,7 +28,8 @@ export class OpenBaoError extends Error {
     this.operation = operation;
     this.kind = kind;
     this.status = status;
-    this.retryable = kind === 'rate_limited' || kind === 'sealed' || kind === 'unavailable' || kind === 'timeout';
+    this.retryable =
+      kind === 'rate_limited' || kind === 'sealed' || kind === 'unavailable' || kind === 'timeout';
   }
 }
 

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
-import { type RunningBroker, createLogger, startBroker } from '../../src/main.js';
+import { createLogger, type RunningBroker, startBroker } from '../../src/main.js';
 import { LogCapture } from '../support/app.js';
 import { baoRequest, realOpenBao, uniquePrefix } from '../support/real-openbao.js';
 
@@ -61,21 +61,32 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'zsb-it-'));
   await bao.admin.kvWrite('secret', `${prefix}/scs/standards/clouds`, CLOUDS);
   await bao.admin.kvWrite('secret', `${prefix}/scs/standards/clouds`, CLOUDS); // version 2
-  await bao.admin.kvWrite('secret', `${prefix}/scs/github.com/SovereignCloudStack/standards/deploy`, { key: 'deploy' });
+  await bao.admin.kvWrite(
+    'secret',
+    `${prefix}/scs/github.com/SovereignCloudStack/standards/deploy`,
+    { key: 'deploy' },
+  );
   await bao.admin.kvWrite('secret', `${prefix}/other/secret`, { x: 'y' });
   await bao.admin.kvWrite('secret', `not-${prefix}/forbidden`, { x: 'z' });
   await bao.admin.putAclPolicy(
     `zsb-${prefix}`,
     `path "secret/data/${prefix}/*" { capabilities = ["read"] }\npath "auth/token/revoke-accessor" { capabilities = ["update"] }\n`,
   );
-  const brokerToken = await bao.admin.createToken({ policies: [`zsb-${prefix}`], ttlSeconds: 3600, orphan: true });
+  const brokerToken = await bao.admin.createToken({
+    policies: [`zsb-${prefix}`],
+    ttlSeconds: 3600,
+    orphan: true,
+  });
   await writeFile(path.join(dir, 'token'), brokerToken.token, { mode: 0o600 });
   await writeFile(path.join(dir, 'policies.yaml'), POLICY);
   issuer = await ZuulIssuer.start({ modulusLength: 2048 });
   const config = parseConfig({
     listen: { host: '127.0.0.1', port: 0 },
     issuers: [{ issuer: issuer.issuer, audience: AUDIENCE }],
-    openbao: { address: bao.address, auth: { method: 'token', tokenFile: path.join(dir, 'token') } },
+    openbao: {
+      address: bao.address,
+      auth: { method: 'token', tokenFile: path.join(dir, 'token') },
+    },
     policies: dir,
   });
   broker = await startBroker(config, { logger: createLogger('info', logs) });
@@ -100,7 +111,10 @@ describe('a Zuul job fetching from a real OpenBao', () => {
 
   it('reads a per-project path filled from the identity', async () => {
     const res = await call('GET', '/v1/secrets/project-deploy-key', issuer.mint());
-    expect(res).toEqual({ status: 200, body: { data: { key: 'deploy' }, version: 1, lease: null, expiresAt: null } });
+    expect(res).toEqual({
+      status: 200,
+      body: { data: { key: 'deploy' }, version: 1, lease: null, expiresAt: null },
+    });
   });
 
   it('answers ungranted and unknown names with the same 403', async () => {
@@ -114,37 +128,58 @@ describe('a Zuul job fetching from a real OpenBao', () => {
   });
 
   it('denies the same job in a pre-merge pipeline', async () => {
-    const res = await call('POST', '/v1/fetch', issuer.mint({ pipeline: 'check' }), { secrets: ['compliance-clouds'] });
+    const res = await call('POST', '/v1/fetch', issuer.mint({ pipeline: 'check' }), {
+      secrets: ['compliance-clouds'],
+    });
     expect(res.status).toBe(403);
   });
 
   it('delivers a wrapped secret that unwraps once at OpenBao and never again', async () => {
-    const res = await call('POST', '/v1/fetch', issuer.mint(), { secrets: ['compliance-clouds'], wrap: true });
+    const res = await call('POST', '/v1/fetch', issuer.mint(), {
+      secrets: ['compliance-clouds'],
+      wrap: true,
+    });
     expect(res.status).toBe(200);
-    const entry = (res.body.secrets as Record<string, { wrapped: { token: string; ttl: number } }>)['compliance-clouds'];
+    const entry = (res.body.secrets as Record<string, { wrapped: { token: string; ttl: number } }>)[
+      'compliance-clouds'
+    ];
     expect(entry?.wrapped.ttl).toBe(60);
     const wrapToken = entry?.wrapped.token ?? '';
-    const first = await baoRequest(bao.address, 'POST', 'sys/wrapping/unwrap', { token: wrapToken });
+    const first = await baoRequest(bao.address, 'POST', 'sys/wrapping/unwrap', {
+      token: wrapToken,
+    });
     expect(first.status).toBe(200);
     expect((first.body.data as { data: unknown }).data).toEqual(CLOUDS);
-    const second = await baoRequest(bao.address, 'POST', 'sys/wrapping/unwrap', { token: wrapToken });
+    const second = await baoRequest(bao.address, 'POST', 'sys/wrapping/unwrap', {
+      token: wrapToken,
+    });
     expect(second.status).toBe(400);
   });
 
   it('maps a granted but missing entry to 502, and a path outside its own ACL to 502', async () => {
     const missing = await call('POST', '/v1/fetch', issuer.mint(), { secrets: ['missing-entry'] });
     expect(missing.status).toBe(502);
-    const outside = await call('POST', '/v1/fetch', issuer.mint(), { secrets: ['outside-broker-acl'] });
+    const outside = await call('POST', '/v1/fetch', issuer.mint(), {
+      secrets: ['outside-broker-acl'],
+    });
     expect(outside.status).toBe(502);
     expect(JSON.stringify(outside.body)).not.toContain('permission denied');
   });
 
   it('reports whoami and readiness', async () => {
     const who = await call('GET', '/v1/whoami', issuer.mint());
-    expect(who.body.allowed).toEqual(['compliance-clouds', 'missing-entry', 'outside-broker-acl', 'project-deploy-key']);
+    expect(who.body.allowed).toEqual([
+      'compliance-clouds',
+      'missing-entry',
+      'outside-broker-acl',
+      'project-deploy-key',
+    ]);
     const ready = await fetch(`${broker.url}/readyz`);
     expect(ready.status).toBe(200);
-    const body = (await ready.json()) as { ready: boolean; checks: { openbao: { detail: string } } };
+    const body = (await ready.json()) as {
+      ready: boolean;
+      checks: { openbao: { detail: string } };
+    };
     expect(body.ready).toBe(true);
     expect(body.checks.openbao.detail).toContain(bao.version);
   });
@@ -152,7 +187,9 @@ describe('a Zuul job fetching from a real OpenBao', () => {
   it('rejects a token from an unconfigured issuer with 401', async () => {
     const stranger = await ZuulIssuer.start({ modulusLength: 2048 });
     try {
-      const res = await call('POST', '/v1/fetch', stranger.mint(), { secrets: ['compliance-clouds'] });
+      const res = await call('POST', '/v1/fetch', stranger.mint(), {
+        secrets: ['compliance-clouds'],
+      });
       expect(res.status).toBe(401);
     } finally {
       await stranger.close();

@@ -31,7 +31,10 @@ export class LogCapture extends Writable {
 }
 
 export function policySetFrom(yamlText: string) {
-  const result = parsePolicyFiles([{ name: 'test.yaml', text: yamlText }], { maxTtlSeconds: 3600, supportedKinds: ['kv'] });
+  const result = parsePolicyFiles([{ name: 'test.yaml', text: yamlText }], {
+    maxTtlSeconds: 3600,
+    supportedKinds: ['kv'],
+  });
   if (!result.ok) throw new Error(result.problems.map(formatProblem).join('\n'));
   return result.set;
 }
@@ -40,10 +43,13 @@ export async function buildTestApp(policyYaml: string, options: { issuer?: ZuulI
   const issuer = options.issuer ?? (await ZuulIssuer.start({ modulusLength: 2048 }));
   const logs = new LogCapture();
   const logger = createLogger('debug', logs);
-  const verifier = createTokenVerifier([IssuerConfigSchema.parse({ issuer: issuer.issuer, audience: AUDIENCE })], {
-    maxTokenBytes: 8192,
-    logger,
-  });
+  const verifier = createTokenVerifier(
+    [IssuerConfigSchema.parse({ issuer: issuer.issuer, audience: AUDIENCE })],
+    {
+      maxTokenBytes: 8192,
+      logger,
+    },
+  );
   const openbao = new FakeOpenBao();
   const metrics = createHttpMetrics();
   const app = createApp({

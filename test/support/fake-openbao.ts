@@ -4,7 +4,12 @@
  * OpenBao instead (test/support/openbao-global-setup.ts).
  */
 import { OpenBaoError, type OpenBaoErrorKind } from '../../src/openbao/errors.js';
-import type { KvEntry, OpenBao, OpenBaoHealth, WrappedResponse } from '../../src/openbao/interface.js';
+import type {
+  KvEntry,
+  OpenBao,
+  OpenBaoHealth,
+  WrappedResponse,
+} from '../../src/openbao/interface.js';
 
 export class FakeOpenBao implements OpenBao {
   readonly entries = new Map<string, KvEntry>();
@@ -31,7 +36,11 @@ export class FakeOpenBao implements OpenBao {
     return this.#read('kvRead', mount, path);
   }
 
-  async kvReadWrapped(mount: string, path: string, wrapTtlSeconds: number): Promise<WrappedResponse> {
+  async kvReadWrapped(
+    mount: string,
+    path: string,
+    wrapTtlSeconds: number,
+  ): Promise<WrappedResponse> {
     const entry = this.#read('kvReadWrapped', mount, path);
     if (entry === null) throw new OpenBaoError('kv read (wrapped)', 'not_found', 404);
     this.#wrapCounter++;
@@ -43,7 +52,11 @@ export class FakeOpenBao implements OpenBao {
     };
   }
 
-  async kvWrite(mount: string, path: string, data: Readonly<Record<string, unknown>>): Promise<{ version: number }> {
+  async kvWrite(
+    mount: string,
+    path: string,
+    data: Readonly<Record<string, unknown>>,
+  ): Promise<{ version: number }> {
     this.calls.push(`kvWrite ${mount}/${path}`);
     const version = (this.entries.get(`${mount}/${path}`)?.version ?? 0) + 1;
     this.entries.set(`${mount}/${path}`, { data, version });

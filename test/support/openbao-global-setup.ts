@@ -6,7 +6,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import type { TestProject } from 'vitest/node';
-import { BaoNotFoundError, type DevOpenBao, startDevOpenBao } from '../../src/dev/openbao-dev-server.js';
+import {
+  BaoNotFoundError,
+  type DevOpenBao,
+  startDevOpenBao,
+} from '../../src/dev/openbao-dev-server.js';
 import { createOpenBaoClient } from '../../src/openbao/client.js';
 
 declare module 'vitest' {
@@ -26,7 +30,11 @@ function dockerAvailable(): boolean {
   }
 }
 
-async function startWithTestcontainers(): Promise<{ address: string; token: string; stop: () => Promise<void> }> {
+async function startWithTestcontainers(): Promise<{
+  address: string;
+  token: string;
+  stop: () => Promise<void>;
+}> {
   const { GenericContainer, Wait } = await import('testcontainers');
   const token = `zsbtest${Date.now()}`;
   const container = await new GenericContainer('openbao/openbao:2.7.2')
@@ -87,7 +95,9 @@ export async function setup(project: TestProject): Promise<() => Promise<void>> 
     await stop();
     throw new Error(`OpenBao at ${address} is not usable: ${health.status}`);
   }
-  process.stdout.write(`\nIntegration tests run against OpenBao ${health.version} at ${address} from ${origin}\n\n`);
+  process.stdout.write(
+    `\nIntegration tests run against OpenBao ${health.version} at ${address} from ${origin}\n\n`,
+  );
   project.provide('openbaoAddress', address);
   project.provide('openbaoToken', rootToken);
   project.provide('openbaoVersion', health.version);

@@ -9,7 +9,12 @@ import { createOpenBaoClient } from '../../src/openbao/client.js';
 export function realOpenBao() {
   const address = inject('openbaoAddress');
   const rootToken = inject('openbaoToken');
-  const admin = createOpenBaoClient({ addresses: [address], timeoutMs: 10000, maxConnections: 8, token: () => rootToken });
+  const admin = createOpenBaoClient({
+    addresses: [address],
+    timeoutMs: 10000,
+    maxConnections: 8,
+    token: () => rootToken,
+  });
   return { address, rootToken, admin, version: inject('openbaoVersion') };
 }
 

@@ -25,7 +25,10 @@ export function registerOpsRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         ? { status: 'ok', detail: `OpenBao ${health.version} active` }
         : health.status === 'standby'
           ? { status: 'ok', detail: 'OpenBao standby (requests are forwarded)' }
-          : { status: 'failing', detail: health.status === 'unreachable' ? health.detail : `OpenBao ${health.status}` };
+          : {
+              status: 'failing',
+              detail: health.status === 'unreachable' ? health.detail : `OpenBao ${health.status}`,
+            };
     const policies: Check = deps.policies.status();
     const issuerStatuses = deps.verifier.status();
     const issuers: Check = {
@@ -33,7 +36,9 @@ export function registerOpsRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       detail: issuerStatuses.map((s) => `${s.issuer}: ${s.detail}`).join('; '),
     };
     const ready = worst([openbao.status, policies.status, issuers.status]) !== 'failing';
-    return c.json({ ready, checks: { openbao, policies, issuers } }, ready ? 200 : 503, { 'Cache-Control': 'no-store' });
+    return c.json({ ready, checks: { openbao, policies, issuers } }, ready ? 200 : 503, {
+      'Cache-Control': 'no-store',
+    });
   });
 
   app.get('/metrics', async (c) => {

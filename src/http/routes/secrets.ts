@@ -60,7 +60,9 @@ function authenticate(deps: AppDeps): MiddlewareHandler<AppEnv> {
     if (!result.ok) {
       if (result.failure.kind === 'unavailable') {
         c.get('log').reason = result.failure.reason;
-        return respondProblem(c, 'unavailable', 'the token issuer keys are unavailable', { 'Retry-After': '10' });
+        return respondProblem(c, 'unavailable', 'the token issuer keys are unavailable', {
+          'Retry-After': '10',
+        });
       }
       return unauthenticated(c, result.failure.reason);
     }
@@ -90,14 +92,25 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     }
     const parsed = FetchBody.safeParse(body);
     if (!parsed.success) {
-      return respondProblem(c, 'invalid_request', 'body must be {"secrets": [1-32 unique secret names], "wrap"?: boolean}');
+      return respondProblem(
+        c,
+        'invalid_request',
+        'body must be {"secrets": [1-32 unique secret names], "wrap"?: boolean}',
+      );
     }
     const identity = c.get('identity');
     if (identity === undefined) return unauthenticated(c, 'no identity');
     const log = c.get('log');
     log.secrets = loggableNames(deps.policies.current(), parsed.data.secrets);
-    const result = await fetchSecrets(fetchDeps(deps), identity, parsed.data.secrets, parsed.data.wrap ?? false);
-    deps.metrics.decisions.inc({ outcome: result.ok || result.failure.code !== 'forbidden' ? 'allow' : 'deny' });
+    const result = await fetchSecrets(
+      fetchDeps(deps),
+      identity,
+      parsed.data.secrets,
+      parsed.data.wrap ?? false,
+    );
+    deps.metrics.decisions.inc({
+      outcome: result.ok || result.failure.code !== 'forbidden' ? 'allow' : 'deny',
+    });
     if (!result.ok) return fromFailure(c, result.failure);
     log.grants = result.value.grants;
     return c.json({ build: result.value.build, secrets: result.value.secrets }, 200, NO_STORE);
@@ -108,20 +121,32 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     const queries = c.req.queries();
     const unknown = Object.keys(queries).filter((k) => k !== 'wrap');
     const wrapValues = queries.wrap ?? [];
-    const wrap = wrapValues.length === 0 ? false : wrapValues.length === 1 ? WRAP_QUERY.get(wrapValues[0] ?? '') : undefined;
+    const wrap =
+      wrapValues.length === 0
+        ? false
+        : wrapValues.length === 1
+          ? WRAP_QUERY.get(wrapValues[0] ?? '')
+          : undefined;
     if (!name.success || unknown.length > 0 || wrap === undefined) {
-      return respondProblem(c, 'invalid_request', 'expected /v1/secrets/{name} with optional ?wrap=true|false');
+      return respondProblem(
+        c,
+        'invalid_request',
+        'expected /v1/secrets/{name} with optional ?wrap=true|false',
+      );
     }
     const identity = c.get('identity');
     if (identity === undefined) return unauthenticated(c, 'no identity');
     const log = c.get('log');
     log.secrets = loggableNames(deps.policies.current(), [name.data]);
     const result = await fetchSecrets(fetchDeps(deps), identity, [name.data], wrap);
-    deps.metrics.decisions.inc({ outcome: result.ok || result.failure.code !== 'forbidden' ? 'allow' : 'deny' });
+    deps.metrics.decisions.inc({
+      outcome: result.ok || result.failure.code !== 'forbidden' ? 'allow' : 'deny',
+    });
     if (!result.ok) return fromFailure(c, result.failure);
     log.grants = result.value.grants;
     const entry = result.value.secrets[name.data];
-    if (entry === undefined) return respondProblem(c, 'internal', `internal error (request id ${c.get('requestId')})`);
+    if (entry === undefined)
+      return respondProblem(c, 'internal', `internal error (request id ${c.get('requestId')})`);
     return c.json(entry, 200, NO_STORE);
   });
 

@@ -25,7 +25,9 @@ it('never writes a secret value, a token or a wrapping token to the log or an er
     t.openbao.entries.clear();
     t.openbao.failures.clear();
     t.openbao.put('secret', 'zuul/scs/standards/clouds', { password: CANARY_VALUE }, 3);
-    t.openbao.put('secret', 'zuul/scs/github.com/SovereignCloudStack/standards/deploy', { private_key: CANARY_KEY_VALUE });
+    t.openbao.put('secret', 'zuul/scs/github.com/SovereignCloudStack/standards/deploy', {
+      private_key: CANARY_KEY_VALUE,
+    });
     t.openbao.put('secret', 'zuul/scs/wrapped', { w: CANARY_VALUE });
   };
   const call = async (path: string, init: RequestInit & { token?: string; expect: number }) => {
@@ -44,26 +46,59 @@ it('never writes a secret value, a token or a wrapping token to the log or an er
 
   reset();
   // Successes.
-  expect(await call('/v1/fetch', { method: 'POST', body: '{"secrets":["compliance-clouds","project-deploy-key"]}', expect: 200 })).toContain(CANARY_VALUE);
+  expect(
+    await call('/v1/fetch', {
+      method: 'POST',
+      body: '{"secrets":["compliance-clouds","project-deploy-key"]}',
+      expect: 200,
+    }),
+  ).toContain(CANARY_VALUE);
   await call('/v1/secrets/compliance-clouds', { expect: 200 });
-  await call('/v1/fetch', { method: 'POST', body: '{"secrets":["wrapped-only"],"wrap":true}', expect: 200 });
+  await call('/v1/fetch', {
+    method: 'POST',
+    body: '{"secrets":["wrapped-only"],"wrap":true}',
+    expect: 200,
+  });
   await call('/v1/whoami', { expect: 200 });
   // Denials and bad requests.
   await call('/v1/fetch', { method: 'POST', body: '{"secrets":["someone-elses"]}', expect: 403 });
   await call('/v1/fetch', { method: 'POST', body: '{"secrets":["wrapped-only"]}', expect: 403 });
   await call('/v1/fetch', { method: 'POST', body: `{"secrets":["${CANARY_VALUE}"]}`, expect: 403 });
-  await call('/v1/fetch', { method: 'POST', body: `{"secrets":["compliance-clouds"],"${CANARY_VALUE}":1}`, expect: 400 });
+  await call('/v1/fetch', {
+    method: 'POST',
+    body: `{"secrets":["compliance-clouds"],"${CANARY_VALUE}":1}`,
+    expect: 400,
+  });
   await call('/v1/fetch', { method: 'POST', body: `{"secrets": [${CANARY_VALUE}`, expect: 400 });
   // Bad tokens, among them one carrying the canary in a claim.
-  const expired = t.issuer.mint({ note: CANARY_VALUE }, { iat: Math.floor(Date.now() / 1000) - 7200, ttlSeconds: 600 });
-  await call('/v1/fetch', { method: 'POST', body: '{"secrets":["compliance-clouds"]}', token: expired, expect: 401 });
+  const expired = t.issuer.mint(
+    { note: CANARY_VALUE },
+    { iat: Math.floor(Date.now() / 1000) - 7200, ttlSeconds: 600 },
+  );
+  await call('/v1/fetch', {
+    method: 'POST',
+    body: '{"secrets":["compliance-clouds"]}',
+    token: expired,
+    expect: 401,
+  });
   await call('/v1/whoami', { token: `${t.issuer.mint()}x`, expect: 401 });
   // Upstream failures after a partial success.
-  for (const kind of ['timeout', 'unavailable', 'permission_denied', 'upstream'] as OpenBaoErrorKind[]) {
+  for (const kind of [
+    'timeout',
+    'unavailable',
+    'permission_denied',
+    'upstream',
+  ] as OpenBaoErrorKind[]) {
     reset();
     t.openbao.failures.set('secret/zuul/scs/github.com/SovereignCloudStack/standards/deploy', kind);
-    const status = { timeout: 504, unavailable: 503, permission_denied: 502, upstream: 502 }[kind as string] ?? 0;
-    await call('/v1/fetch', { method: 'POST', body: '{"secrets":["compliance-clouds","project-deploy-key"]}', expect: status });
+    const status =
+      { timeout: 504, unavailable: 503, permission_denied: 502, upstream: 502 }[kind as string] ??
+      0;
+    await call('/v1/fetch', {
+      method: 'POST',
+      body: '{"secrets":["compliance-clouds","project-deploy-key"]}',
+      expect: status,
+    });
   }
 
   const logText = t.logs.text();
@@ -72,8 +107,12 @@ it('never writes a secret value, a token or a wrapping token to the log or an er
   expect(wrapTokens.length).toBeGreaterThan(0);
   for (const needle of forbidden) {
     const at = logText.indexOf(needle);
-    expect(at === -1 ? '' : logText.slice(Math.max(0, at - 300), at + 40), 'log leaks a canary').toBe('');
-    for (const body of errorBodies) expect(body.includes(needle), 'error body leaks a canary').toBe(false);
+    expect(
+      at === -1 ? '' : logText.slice(Math.max(0, at - 300), at + 40),
+      'log leaks a canary',
+    ).toBe('');
+    for (const body of errorBodies)
+      expect(body.includes(needle), 'error body leaks a canary').toBe(false);
   }
   // Each token's signature part alone must not leak either.
   for (const token of tokens) {
@@ -83,6 +122,10 @@ it('never writes a secret value, a token or a wrapping token to the log or an er
   // The log is still useful: one line per request with identity and names.
   const requestLines = t.logs.entries().filter((e) => e.msg === 'request');
   expect(requestLines.length).toBeGreaterThanOrEqual(14);
-  expect(requestLines[0]).toMatchObject({ route: '/v1/fetch', status: 200, secrets: ['compliance-clouds', 'project-deploy-key'] });
+  expect(requestLines[0]).toMatchObject({
+    route: '/v1/fetch',
+    status: 200,
+    secrets: ['compliance-clouds', 'project-deploy-key'],
+  });
   expect(requestLines[0]?.identity).toMatchObject({ tenant: 'scs', job: 'scs-compliance-check' });
 });

@@ -39,8 +39,16 @@ async function expectProblem(res: Response, status: number, code: string) {
 
 describe('forbidden', () => {
   it('answers an ungranted name and an unknown name with the same 403, before any OpenBao call', async () => {
-    const ungranted = await expectProblem(await post('{"secrets":["someone-elses"]}'), 403, 'forbidden');
-    const unknown = await expectProblem(await post('{"secrets":["no-such-secret"]}'), 403, 'forbidden');
+    const ungranted = await expectProblem(
+      await post('{"secrets":["someone-elses"]}'),
+      403,
+      'forbidden',
+    );
+    const unknown = await expectProblem(
+      await post('{"secrets":["no-such-secret"]}'),
+      403,
+      'forbidden',
+    );
     const { requestId: _a, ...a } = ungranted;
     const { requestId: _b, ...b } = unknown;
     expect(a).toEqual(b);
@@ -48,12 +56,20 @@ describe('forbidden', () => {
   });
 
   it('is all or nothing: one ungranted name denies the whole request without reading', async () => {
-    await expectProblem(await post('{"secrets":["compliance-clouds","someone-elses"]}'), 403, 'forbidden');
+    await expectProblem(
+      await post('{"secrets":["compliance-clouds","someone-elses"]}'),
+      403,
+      'forbidden',
+    );
     expect(t.openbao.calls).toEqual([]);
   });
 
   it('denies a granted job in another pipeline', async () => {
-    await expectProblem(await post('{"secrets":["compliance-clouds"]}', t.issuer.mint({ pipeline: 'check' })), 403, 'forbidden');
+    await expectProblem(
+      await post('{"secrets":["compliance-clouds"]}', t.issuer.mint({ pipeline: 'check' })),
+      403,
+      'forbidden',
+    );
   });
 
   it('refuses unwrapped delivery when every grant requires wrapping, and wrapped when the grant says never', async () => {
@@ -90,7 +106,11 @@ describe('invalid requests', () => {
   });
 
   it('rejects a body over the limit with 413', async () => {
-    await expectProblem(await post(JSON.stringify({ secrets: ['x'], pad: 'p'.repeat(20000) })), 413, 'payload_too_large');
+    await expectProblem(
+      await post(JSON.stringify({ secrets: ['x'], pad: 'p'.repeat(20000) })),
+      413,
+      'payload_too_large',
+    );
   });
 
   it('rejects unknown query parameters on GET /v1/secrets/{name}', async () => {
@@ -130,7 +150,11 @@ describe('OpenBao failures', () => {
 
   it('revokes wrapping tokens already minted when a later read fails', async () => {
     t.openbao.failures.set('secret/zuul/scs/wrapped', 'timeout');
-    await expectProblem(await post('{"secrets":["compliance-clouds","wrapped-only"],"wrap":true}'), 504, 'upstream_timeout');
+    await expectProblem(
+      await post('{"secrets":["compliance-clouds","wrapped-only"],"wrap":true}'),
+      504,
+      'upstream_timeout',
+    );
     expect(t.openbao.revokedAccessors).toHaveLength(1);
     expect(t.openbao.revokedAccessors[0]).toMatch(/^wrap-accessor-/);
   });

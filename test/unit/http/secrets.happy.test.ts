@@ -36,17 +36,23 @@ describe('POST /v1/fetch', () => {
   });
 
   it('fills placeholders from the identity and delivers only the listed keys', async () => {
-    const res = await post(t.issuer.mint(), { secrets: ['project-deploy-key', 'compliance-clouds'] });
+    const res = await post(t.issuer.mint(), {
+      secrets: ['project-deploy-key', 'compliance-clouds'],
+    });
     expect(res.status).toBe(200);
     const body = (await res.json()) as { secrets: Record<string, { data: unknown }> };
-    expect(body.secrets['project-deploy-key']?.data).toEqual({ private_key: 'deploy-key-material' });
+    expect(body.secrets['project-deploy-key']?.data).toEqual({
+      private_key: 'deploy-key-material',
+    });
     expect(Object.keys(body.secrets).sort()).toEqual(['compliance-clouds', 'project-deploy-key']);
   });
 
   it('returns wrapping tokens instead of values with wrap: true', async () => {
     const res = await post(t.issuer.mint(), { secrets: ['compliance-clouds'], wrap: true });
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { secrets: Record<string, { wrapped: { token: string; ttl: number; expiresAt: string } }> };
+    const body = (await res.json()) as {
+      secrets: Record<string, { wrapped: { token: string; ttl: number; expiresAt: string } }>;
+    };
     const entry = body.secrets['compliance-clouds'];
     expect(entry?.wrapped.token).toMatch(/^wrap-token-/);
     expect(entry?.wrapped.ttl).toBe(60);
@@ -76,7 +82,9 @@ describe('GET /v1/secrets/{name}', () => {
 describe('GET /v1/whoami', () => {
   it('returns the verified identity and what it may fetch, no values', async () => {
     const token = t.issuer.mint({ 'build-uuid': 'b'.repeat(32) });
-    const res = await t.app.request('/v1/whoami', { headers: { authorization: `Bearer ${token}` } });
+    const res = await t.app.request('/v1/whoami', {
+      headers: { authorization: `Bearer ${token}` },
+    });
     expect(res.status).toBe(200);
     const body = (await res.json()) as Record<string, unknown>;
     expect(body).toMatchObject({

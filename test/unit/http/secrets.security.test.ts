@@ -43,7 +43,10 @@ async function expectGeneric401(res: Response) {
   expect(res.status).toBe(401);
   expect(res.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
   const body = (await res.json()) as Record<string, unknown>;
-  expect(body).toMatchObject({ code: 'unauthenticated', detail: 'a valid Zuul ID token is required' });
+  expect(body).toMatchObject({
+    code: 'unauthenticated',
+    detail: 'a valid Zuul ID token is required',
+  });
 }
 
 describe.each(ROUTES)('$method $path', (route) => {

@@ -1,0 +1,280 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { ZuulIssuerMode } from '../../../src/dev/zuul-issuer.js';
+import { IssuerKeySet } from '../../../src/identity/keyset.js';
+import type { ZuulTokenVerifier } from '../../../src/identity/verifier.js';
+import { createTokenVerifier } from '../../../src/identity/verifier.js';
+import {
+  type FakeClock,
+  fakeClock,
+  issuerConfigFor,
+  startZuulIssuer,
+  type ZuulIssuer,
+} from '../../support/zuul.js';
+
+const MIN_REFETCH_SECONDS = 30;
+const MAX_STALE_SECONDS = 600;
+
+let clock: FakeClock;
+let issuer: ZuulIssuer;
+let other: ZuulIssuer;
+let verifier: ZuulTokenVerifier;
+let fetchesBefore = 0;
+
+/** Key set requests the issuer saw since this test's verifier was created. */
+function fetches(): number {
+  return issuer.jwksRequests - fetchesBefore;
+}
+
+// One issuer for the whole file: key generation dominates the run time otherwise.
+beforeAll(async () => {
+  [issuer, other] = await Promise.all([
+    startZuulIssuer({ now: () => clock.now() }),
+    startZuulIssuer({ now: () => clock.now() }),
+  ]);
+});
+
+afterAll(async () => {
+  await Promise.all([issuer.close(), other.close()]);
+});
+
+beforeEach(async () => {
+  clock = fakeClock();
+  issuer.setMode('ok');
+  other.setMode('ok');
+  fetchesBefore = issuer.jwksRequests;
+  verifier = createTokenVerifier(
+    [
+      issuerConfigFor(issuer, {
+        jwks: {
+          timeoutMs: 300,
+          maxStaleSeconds: MAX_STALE_SECONDS,
+          minRefetchIntervalSeconds: MIN_REFETCH_SECONDS,
+        },
+      }),
+    ],
+    { maxTokenBytes: 8192, now: () => clock.now() },
+  );
+  await verifier.refreshKeySets();
+});
+
+afterEach(() => {
+  verifier.close();
+});
+
+function statusOf(): string {
+  const [first] = verifier.status();
+  return first?.status ?? 'missing';
+}
+
+describe('key rotation', () => {
+  it('fetches the key set once for a new kid, then uses the cache', async () => {
+    expect(fetches()).toBe(1);
+    const kidBefore = issuer.kid;
+    await issuer.rotateKey();
+    expect(issuer.kid).not.toBe(kidBefore);
+    expect((await verifier.verify(issuer.mint())).ok).toBe(true);
+    expect(fetches()).toBe(2);
+    expect((await verifier.verify(issuer.mint())).ok).toBe(true);
+    expect(fetches()).toBe(2);
+  });
+
+  it('keeps accepting tokens signed with the previous, still published key', async () => {
+    const old = issuer.mint();
+    await issuer.rotateKey();
+    expect((await verifier.verify(issuer.mint())).ok).toBe(true);
+    expect((await verifier.verify(old)).ok).toBe(true);
+  });
+
+  it('after a key reset, refetches once when the reused kid RS256-0 fails its signature', async () => {
+    if (issuer.kid !== 'RS256-0') {
+      // An earlier rotation moved on; start this story from a version-0 key the broker knows.
+      await issuer.resetKeys();
+      await verifier.refreshKeySets();
+      fetchesBefore = issuer.jwksRequests - 1;
+    }
+    const beforeReset = issuer.mint();
+    await issuer.resetKeys();
+    expect(issuer.kid).toBe('RS256-0');
+    expect((await verifier.verify(issuer.mint())).ok).toBe(true);
+    expect(fetches()).toBe(2);
+    // The old key is gone: its tokens now fail, and the rate limit stops another fetch.
+    expect(await verifier.verify(beforeReset)).toEqual({
+      ok: false,
+      failure: { kind: 'invalid_token', reason: 'bad signature' },
+    });
+    expect(fetches()).toBe(2);
+  });
+});
+
+describe('refetch rate limit', () => {
+  it('allows at most one extra fetch per interval, however many unknown kids arrive', async () => {
+    const forged = (i: number) => issuer.mint({}, { header: { kid: `RS256-${100 + i}` } });
+    const concurrent = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => verifier.verify(forged(i))),
+    );
+    for (let i = 20; i < 40; i += 1) await verifier.verify(forged(i));
+    for (const result of concurrent) {
+      expect(result).toEqual({
+        ok: false,
+        failure: { kind: 'invalid_token', reason: 'unknown kid' },
+      });
+    }
+    expect(fetches()).toBe(2);
+
+    clock.advance(MIN_REFETCH_SECONDS - 1);
+    await verifier.verify(forged(41));
+    expect(fetches()).toBe(2);
+
+    clock.advance(1);
+    await Promise.all([verifier.verify(forged(42)), verifier.verify(forged(43))]);
+    expect(fetches()).toBe(3);
+  });
+
+  it('also limits refetches caused by bad signatures on a known kid', async () => {
+    for (let i = 0; i < 10; i += 1) {
+      const forged = other.mint({ iss: issuer.issuer }, { header: { kid: issuer.kid } });
+      const result = await verifier.verify(forged);
+      expect(result).toEqual({
+        ok: false,
+        failure: { kind: 'invalid_token', reason: 'bad signature' },
+      });
+    }
+    expect(fetches()).toBe(2);
+  });
+});
+
+describe('issuer outages', () => {
+  it('keep verifying from a fresh cache while the issuer is down', async () => {
+    issuer.setMode('down');
+    clock.advance(120);
+    await verifier.refreshKeySets();
+    expect(statusOf()).toBe('degraded');
+    expect((await verifier.verify(issuer.mint())).ok).toBe(true);
+  });
+
+  it('answer unavailable, not invalid_token, once the cache is older than maxStale', async () => {
+    issuer.setMode('down');
+    clock.advance(MAX_STALE_SECONDS + 1);
+    expect(await verifier.verify(issuer.mint())).toEqual({
+      ok: false,
+      failure: { kind: 'unavailable', reason: 'key set unavailable' },
+    });
+    expect(statusOf()).toBe('failing');
+
+    // Recovery: the next permitted refetch installs a fresh set.
+    issuer.setMode('ok');
+    clock.advance(MIN_REFETCH_SECONDS);
+    expect((await verifier.verify(issuer.mint())).ok).toBe(true);
+    expect(statusOf()).toBe('ok');
+  });
+
+  it('answer unavailable when no key set was ever fetched', async () => {
+    const down = other;
+    down.setMode('http500');
+    const cold = createTokenVerifier([issuerConfigFor(down)], {
+      maxTokenBytes: 8192,
+      now: () => clock.now(),
+    });
+    try {
+      await cold.refreshKeySets();
+      expect(cold.status()[0]).toMatchObject({ status: 'failing' });
+      expect(cold.status()[0]?.detail).toContain('http status 500');
+      const result = await cold.verify(down.mint());
+      expect(result).toMatchObject({ ok: false, failure: { kind: 'unavailable' } });
+    } finally {
+      cold.close();
+    }
+  });
+
+  it.each<ZuulIssuerMode>(['garbage', 'oversize', 'redirect', 'http500', 'slow', 'down'])(
+    'keep the previous key set when the issuer answers %s',
+    async (mode) => {
+      const token = issuer.mint();
+      issuer.setMode(mode);
+      clock.advance(60);
+      await verifier.refreshKeySets();
+      expect(fetches()).toBe(2);
+      expect(statusOf()).toBe('degraded');
+      expect((await verifier.verify(token)).ok).toBe(true);
+      issuer.setMode('ok');
+      await verifier.refreshKeySets();
+      expect(statusOf()).toBe('ok');
+    },
+  );
+});
+
+describe('IssuerKeySet', () => {
+  function keySetWith(fetchImpl: typeof fetch, maxBytes = 65536): IssuerKeySet {
+    return new IssuerKeySet({
+      issuer: 'https://zuul.example.org',
+      jwksUrl: 'https://zuul.example.org/oidc/.well-known/jwks',
+      algorithms: ['RS256'],
+      timeoutMs: 1000,
+      maxBytes,
+      refreshIntervalSeconds: 300,
+      maxStaleSeconds: 3600,
+      minRefetchIntervalSeconds: 30,
+      fetchImpl,
+      now: () => clock.now(),
+    });
+  }
+
+  it('uses only public signature keys for allowed algorithms', async () => {
+    const [published] = issuer.publicJwks().keys;
+    const keys = [
+      { ...published, kid: 'good' },
+      { ...published, kid: 'enc', use: 'enc' },
+      { ...published, kid: 'sign-only', key_ops: ['sign'] },
+      { ...published, kid: 'ps', alg: 'PS256' },
+      { kty: 'oct', kid: 'hmac', k: 'c2VjcmV0' },
+      { ...published, kid: 'broken', n: 'AQAB' },
+      { kty: 'RSA', kid: 'no-modulus' },
+      'not a key',
+    ];
+    const keySet = keySetWith(async () => Response.json({ keys }));
+    expect(await keySet.refresh()).toBe(true);
+    expect([...(keySet.usable()?.kids ?? [])]).toEqual(['good']);
+  });
+
+  it('refuses a set without usable keys and a declared oversize body', async () => {
+    const empty = keySetWith(async () => Response.json({ keys: [] }));
+    expect(await empty.refresh()).toBe(false);
+    expect(empty.status().detail).toContain('no usable keys');
+
+    const big = keySetWith(
+      async () =>
+        new Response('{"keys":[]}', { headers: { 'content-length': String(10 * 1024 * 1024) } }),
+    );
+    expect(await big.refresh()).toBe(false);
+    expect(big.status().detail).toContain('response too large');
+  });
+
+  it('requests with redirects refused and a timeout signal', async () => {
+    let seen: RequestInit | undefined;
+    const keySet = keySetWith(async (_input, init) => {
+      seen = init;
+      return Response.json(issuer.publicJwks());
+    });
+    await keySet.refresh();
+    expect(seen?.redirect).toBe('error');
+    expect(seen?.signal).toBeInstanceOf(AbortSignal);
+  });
+
+  it('shares one fetch among concurrent refetches', async () => {
+    let calls = 0;
+    const keySet = keySetWith(async () => {
+      calls += 1;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return Response.json(issuer.publicJwks());
+    });
+    await Promise.all([keySet.refetch(), keySet.refetch(), keySet.refresh(), keySet.refetch()]);
+    expect(calls).toBe(1);
+  });
+
+  it('background refresh timer is stoppable', () => {
+    const keySet = keySetWith(async () => Response.json(issuer.publicJwks()));
+    keySet.start();
+    keySet.stop();
+    keySet.stop();
+  });
+});

@@ -8,7 +8,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type ServerType, serve } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
-import { createPolicyStore, type PolicyStore } from './broker/policy-store.js';
+import { createPolicyStore, type PolicyStore, type ReloadResult } from './broker/policy-store.js';
 import type { Config } from './config/schema.js';
 import { createApp } from './http/app.js';
 import { createHttpMetrics } from './http/metrics.js';
@@ -104,7 +104,19 @@ export async function startBroker(
     maxTokenBytes: config.http.maxTokenBytes,
     logger,
   });
+  // Not fatal: an issuer that is down at start shows as failing in /readyz and is retried.
+  await verifier.refreshKeySets();
   const metrics = createHttpMetrics({ defaultMetrics: true });
+  const reported = (result: ReloadResult): void => {
+    metrics.policyReloads.inc({ outcome: result.ok ? 'applied' : 'rejected' });
+    if (result.ok) logger.info({ policies: policies.status().detail }, 'policies reloaded');
+    else
+      logger.error(
+        { problems: result.problems },
+        'policy reload rejected; the previous set keeps serving',
+      );
+  };
+  const stopWatching = config.watchPolicies ? policies.watch(reported) : () => undefined;
   const app = createApp({
     verifier,
     policies,
@@ -149,6 +161,7 @@ export async function startBroker(
   const close = (): Promise<void> => {
     closing ??= new Promise<void>((resolve) => {
       verifier.close();
+      stopWatching();
       // Stop accepting; in-flight requests finish, idle keep-alive sockets are closed.
       const timer = setTimeout(() => {
         if ('closeAllConnections' in server) server.closeAllConnections();
@@ -174,14 +187,7 @@ export async function startBroker(
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
     process.on('SIGHUP', () => {
-      void policies.reload().then((r) => {
-        if (r.ok) logger.info({ policies: policies.status().detail }, 'policies reloaded');
-        else
-          logger.error(
-            { problems: r.problems },
-            'policy reload rejected; previous set keeps serving',
-          );
-      });
+      void policies.reload().then(reported);
     });
   }
 

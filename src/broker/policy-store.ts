@@ -1,7 +1,9 @@
 /**
  * Holds the policy set the broker serves with. A set is replaced only as a whole by a
- * fully validated one, so a request sees either the old or the new set, never a mix.
+ * fully validated one, so a request sees either the old or the new set, never a mix; a
+ * rejected reload leaves the previous set serving and says why (log, metric, /readyz).
  */
+import { type FSWatcher, watch } from 'node:fs';
 import { formatProblem, loadPolicyDir } from '../policy/load.js';
 import type { PolicySet } from '../policy/types.js';
 
@@ -15,45 +17,94 @@ export interface PolicySource {
   status(): PolicyStatus;
 }
 
+export type ReloadResult = { ok: true } | { ok: false; problems: readonly string[] };
+
 export interface PolicyStore extends PolicySource {
   /** Loads the directory again; on failure the previous set keeps serving. */
-  reload(): Promise<{ ok: true } | { ok: false; problems: readonly string[] }>;
+  reload(): Promise<ReloadResult>;
+  /**
+   * Reloads whenever a file in the directory changes (debounced), reporting each outcome.
+   * Returns a function that stops watching.
+   */
+  watch(onReload: (result: ReloadResult) => void): () => void;
 }
 
 export function staticPolicySource(set: PolicySet): PolicySource {
-  const detail = `${set.secrets.size} secrets, ${set.grants.length} grants from ${set.files.length} files`;
-  return { current: () => set, status: () => ({ status: 'ok', detail }) };
+  return { current: () => set, status: () => ({ status: 'ok', detail: describe(set) }) };
 }
 
-export function createPolicyStore(dir: string, options: { maxTtlSeconds: number }): PolicyStore {
+function describe(set: PolicySet): string {
+  return `${set.secrets.size} secrets, ${set.grants.length} grants from ${set.files.length} files`;
+}
+
+/** Editors write a file in several steps; wait for them to settle before loading. */
+const WATCH_DEBOUNCE_MS = 250;
+
+export function createPolicyStore(
+  dir: string,
+  options: {
+    maxTtlSeconds: number;
+    supportedKinds?: readonly ('kv' | 'database' | 'pki' | 'token')[];
+  },
+): PolicyStore {
   let set: PolicySet | undefined;
   let lastError: string | undefined;
-  return {
+  // Reloads run one at a time, so an older load can never replace a newer one.
+  let queue: Promise<unknown> = Promise.resolve();
+
+  async function load(): Promise<ReloadResult> {
+    const result = await loadPolicyDir(dir, {
+      maxTtlSeconds: options.maxTtlSeconds,
+      supportedKinds: options.supportedKinds ?? ['kv'],
+    });
+    if (!result.ok) {
+      const problems = result.problems.map(formatProblem);
+      lastError = `${problems.length} problem(s), first: ${problems[0] ?? 'unknown'}`;
+      return { ok: false, problems };
+    }
+    set = result.set;
+    lastError = undefined;
+    return { ok: true };
+  }
+
+  const store: PolicyStore = {
     current: () => set,
     status(): PolicyStatus {
       if (set === undefined)
         return { status: 'failing', detail: lastError ?? 'no policy set loaded' };
-      const loaded = `${set.secrets.size} secrets, ${set.grants.length} grants from ${set.files.length} files`;
-      if (lastError !== undefined)
+      if (lastError !== undefined) {
         return {
           status: 'degraded',
-          detail: `last reload rejected (${lastError}); serving ${loaded}`,
+          detail: `last reload rejected (${lastError}); serving ${describe(set)}`,
         };
-      return { status: 'ok', detail: loaded };
-    },
-    async reload() {
-      const result = await loadPolicyDir(dir, {
-        maxTtlSeconds: options.maxTtlSeconds,
-        supportedKinds: ['kv'],
-      });
-      if (!result.ok) {
-        const problems = result.problems.map(formatProblem);
-        lastError = `${problems.length} problem(s), first: ${problems[0] ?? 'unknown'}`;
-        return { ok: false, problems };
       }
-      set = result.set;
-      lastError = undefined;
-      return { ok: true };
+      return { status: 'ok', detail: describe(set) };
+    },
+    reload() {
+      const next = queue.then(load, load);
+      queue = next;
+      return next;
+    },
+    watch(onReload) {
+      let timer: NodeJS.Timeout | undefined;
+      let watcher: FSWatcher | undefined;
+      try {
+        watcher = watch(dir, { persistent: false }, () => {
+          clearTimeout(timer);
+          timer = setTimeout(() => {
+            void store.reload().then(onReload);
+          }, WATCH_DEBOUNCE_MS);
+        });
+        watcher.on('error', () => undefined);
+      } catch {
+        // A directory that cannot be watched still reloads on SIGHUP.
+        watcher = undefined;
+      }
+      return () => {
+        clearTimeout(timer);
+        watcher?.close();
+      };
     },
   };
+  return store;
 }

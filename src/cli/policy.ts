@@ -1,65 +1,247 @@
-/** `zsb policy check`: validates a policy directory, printing `file:line:col: message`. */
+/**
+ * `zsb policy …`: check, test, explain and compile policies offline, so a security admin
+ * can prove what a change does before it ships. The directory comes from DIR or
+ * --policies, else the configuration's `policies` (--config or ZSB_CONFIG), else ./policies.
+ */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { decodeJwt } from 'jose';
+import { loadConfigFile } from '../config/load.js';
+import { parseSubject } from '../identity/subject.js';
+import { createOpenBaoClient } from '../openbao/client.js';
+import { compileAclPolicy } from '../policy/compile.js';
+import { type Explanation, explain } from '../policy/explain.js';
 import { formatProblem, loadPolicyDir } from '../policy/load.js';
 import { loadPolicyTests, runPolicyTests } from '../policy/test-runner.js';
+import type { PolicySet, PolicySubject } from '../policy/types.js';
 
 /** The global maximum TTL when no configuration is given (api.md default: 1 h). */
 const DEFAULT_MAX_TTL_SECONDS = 3600;
 
-function policyDir(dir: string | undefined): string {
-  return path.resolve(dir ?? process.env.ZSB_POLICIES ?? './policies');
+interface PolicyOptions {
+  readonly policies?: string;
+  readonly config?: string;
+}
+
+function settings(
+  dir: string | undefined,
+  options: PolicyOptions,
+): { dir: string; maxTtlSeconds: number } {
+  const configFile = options.config ?? process.env.ZSB_CONFIG;
+  const config = configFile ? loadConfigFile(configFile) : undefined;
+  const chosen = dir ?? options.policies ?? config?.policies ?? './policies';
+  return {
+    dir: path.resolve(chosen),
+    maxTtlSeconds: config?.maxTtlSeconds ?? DEFAULT_MAX_TTL_SECONDS,
+  };
+}
+
+/** Loads and validates, printing `file:line:col: message` per problem; undefined on failure. */
+async function loadOrReport(dir: string, maxTtlSeconds: number): Promise<PolicySet | undefined> {
+  const result = await loadPolicyDir(dir, { maxTtlSeconds });
+  if (result.ok) return result.set;
+  for (const p of result.problems) process.stderr.write(`${formatProblem(p)}\n`);
+  process.exitCode = 1;
+  return undefined;
+}
+
+function str(claims: Record<string, unknown>, name: string): string {
+  const value = claims[name];
+  return typeof value === 'string' ? value : '';
+}
+
+/** An identity from claims as Zuul mints them, taken without signature or time checks. */
+function subjectFromClaims(claims: Record<string, unknown>): PolicySubject {
+  const parsed = parseSubject(str(claims, 'sub'));
+  if (!parsed.ok)
+    throw new Error(`the claims' sub is not a Zuul secret subject (${parsed.reason})`);
+  if (str(claims, 'tenant') !== parsed.subject.tenant) {
+    throw new Error(
+      'the tenant claim does not match the tenant in sub; the broker would reject this token',
+    );
+  }
+  return {
+    issuer: str(claims, 'iss'),
+    tenant: parsed.subject.tenant,
+    project: parsed.subject.project,
+    secret: parsed.subject.secret,
+    pipeline: str(claims, 'pipeline'),
+    job: str(claims, 'job-name'),
+    playbook: str(claims, 'playbook'),
+    build: str(claims, 'build-uuid'),
+  };
+}
+
+function printExplanation(e: Explanation): void {
+  const out: string[] = [];
+  const id = e.identity;
+  out.push('Identity');
+  for (const [k, v] of Object.entries({
+    issuer: id.issuer,
+    tenant: id.tenant,
+    project: id.project,
+    secret: id.secret,
+    pipeline: id.pipeline,
+    job: id.job,
+    playbook: id.playbook,
+  })) {
+    out.push(`  ${k.padEnd(9)} ${v || '(none)'}`);
+  }
+  out.push('', 'Grants');
+  for (const g of e.grants) {
+    out.push(
+      `  ${g.matched ? 'match   ' : 'no match'} ${g.name}${g.matched ? '' : ` (${g.failedField} does not match)`}  [${g.location}]`,
+    );
+  }
+  out.push('', 'Secrets');
+  for (const [name, s] of Object.entries(e.secrets)) {
+    out.push(
+      s.decision === 'allow'
+        ? `  allow  ${name}  by grant ${s.grant}, ttl ${s.ttl}s, wrap ${s.wrap}`
+        : `  deny   ${name}  (${s.reason})`,
+    );
+  }
+  if (e.warnings.length > 0) {
+    out.push('', 'Warnings');
+    for (const w of e.warnings) out.push(`  ${w.kind}: grant ${w.grant}: ${w.message}`);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
 }
 
 export function registerPolicyCommands(program: Command): void {
-  const policy = program.command('policy').description('check and test policy files');
+  const policy = program
+    .command('policy')
+    .description('check, test, explain and compile policy files');
 
   policy
     .command('check')
-    .argument('[dir]', 'policy directory (default ./policies)')
+    .argument('[dir]', 'policy directory')
+    .option('--config <file>', 'broker configuration (for `policies` and `maxTtlSeconds`)')
     .description('validate every policy file; exit 1 with file:line:col: message per problem')
-    .action(async (dir: string | undefined) => {
-      const root = policyDir(dir);
-      const result = await loadPolicyDir(root, { maxTtlSeconds: DEFAULT_MAX_TTL_SECONDS });
-      if (!result.ok) {
-        for (const p of result.problems) process.stderr.write(`${formatProblem(p)}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      const set = result.set;
+    .action(async (dir: string | undefined, options: PolicyOptions) => {
+      const s = settings(dir, options);
+      const set = await loadOrReport(s.dir, s.maxTtlSeconds);
+      if (set === undefined) return;
       process.stdout.write(
-        `${root}: ok (${set.secrets.size} secrets, ${set.grants.length} grants, ${set.rotations.length} rotations in ${set.files.length} files)\n`,
+        `${s.dir}: ok (${set.secrets.size} secrets, ${set.grants.length} grants, ${set.rotations.length} rotations in ${set.files.length} files)\n`,
       );
     });
 
   policy
     .command('test')
-    .argument('[dir]', 'policy directory (default ./policies); cases in DIR/tests/')
+    .argument('[dir]', 'policy directory; cases in DIR/tests/')
+    .option('--config <file>', 'broker configuration (for `policies` and `maxTtlSeconds`)')
     .description('run the policy test cases; exit 1 on any mismatch')
-    .action(async (dir: string | undefined) => {
-      const root = policyDir(dir);
-      const result = await loadPolicyDir(root, { maxTtlSeconds: DEFAULT_MAX_TTL_SECONDS });
-      if (!result.ok) {
-        for (const p of result.problems) process.stderr.write(`${formatProblem(p)}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      const cases = await loadPolicyTests(path.join(root, 'tests'));
+    .action(async (dir: string | undefined, options: PolicyOptions) => {
+      const s = settings(dir, options);
+      const set = await loadOrReport(s.dir, s.maxTtlSeconds);
+      if (set === undefined) return;
+      const cases = await loadPolicyTests(path.join(s.dir, 'tests'));
       if (!cases.ok) {
         for (const p of cases.problems) process.stderr.write(`${formatProblem(p)}\n`);
         process.exitCode = 1;
         return;
       }
-      const outcomes = runPolicyTests(result.set, cases.cases);
+      const outcomes = runPolicyTests(set, cases.cases);
       let failed = 0;
       for (const o of outcomes) {
         if (o.passed) process.stdout.write(`ok    ${o.name}\n`);
         else {
           failed++;
-          process.stdout.write(`FAIL  ${o.name}: ${o.message}\n`);
+          process.stdout.write(
+            `FAIL  ${o.location.file}:${o.location.line}: ${o.name}: ${o.message}\n`,
+          );
         }
       }
-      process.stdout.write(`${outcomes.length - failed} passed, ${failed} failed\n`);
+      process.stdout.write(`policy tests: ${outcomes.length - failed} ok, ${failed} failing\n`);
       if (failed > 0 || outcomes.length === 0) process.exitCode = 1;
+    });
+
+  policy
+    .command('explain')
+    .argument('[names...]', 'secret names to decide (default: every defined secret)')
+    .option('--token <jwt>', 'a Zuul ID token (its claims are read without verification)')
+    .option('--claims <file>', 'a JSON claim set as Zuul mints it')
+    .option('--policies <dir>', 'policy directory')
+    .option('--config <file>', 'broker configuration')
+    .option('--json', 'machine-readable output')
+    .description('which grants match an identity, which secrets it gets and why others are denied')
+    .action(
+      async (
+        names: string[],
+        options: PolicyOptions & { token?: string; claims?: string; json?: boolean },
+      ) => {
+        if ((options.token === undefined) === (options.claims === undefined)) {
+          throw new Error('give exactly one of --token JWT or --claims FILE');
+        }
+        let claims: Record<string, unknown>;
+        if (options.token !== undefined) {
+          try {
+            claims = decodeJwt(options.token);
+          } catch {
+            throw new Error('--token is not a decodable JWT');
+          }
+        } else {
+          const text = await readFile(options.claims ?? '', 'utf8');
+          const parsed: unknown = JSON.parse(text);
+          if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+            throw new Error('--claims must hold a JSON object');
+          }
+          claims = parsed as Record<string, unknown>;
+        }
+        const s = settings(undefined, options);
+        const set = await loadOrReport(s.dir, s.maxTtlSeconds);
+        if (set === undefined) return;
+        const result = explain(set, subjectFromClaims(claims), names);
+        if (options.json) {
+          const { identity, grants, secrets, warnings } = result;
+          const json = {
+            identity,
+            grants: grants.map((g) => ({
+              name: g.name,
+              matched: g.matched,
+              failedField: g.failedField,
+            })),
+            secrets,
+            warnings,
+          };
+          process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+        } else {
+          printExplanation(result);
+        }
+      },
+    );
+
+  policy
+    .command('compile')
+    .option('--policies <dir>', 'policy directory')
+    .option('--config <file>', 'broker configuration')
+    .option('--apply', 'write the policy to OpenBao (BAO_ADDR and BAO_TOKEN of an admin)')
+    .option('--name <name>', 'ACL policy name in OpenBao', 'zsb-broker')
+    .description("print the least-privilege OpenBao ACL policy for the broker's own token")
+    .action(async (options: PolicyOptions & { apply?: boolean; name: string }) => {
+      const s = settings(undefined, options);
+      const set = await loadOrReport(s.dir, s.maxTtlSeconds);
+      if (set === undefined) return;
+      const hcl = compileAclPolicy(set);
+      if (!options.apply) {
+        process.stdout.write(hcl);
+        return;
+      }
+      const address = process.env.BAO_ADDR ?? process.env.VAULT_ADDR;
+      const token = process.env.BAO_TOKEN ?? process.env.VAULT_TOKEN;
+      if (!address || !token)
+        throw new Error(
+          '--apply needs BAO_ADDR and BAO_TOKEN (an admin allowed to write sys/policies/acl)',
+        );
+      const client = createOpenBaoClient({
+        addresses: [address],
+        timeoutMs: 10000,
+        maxConnections: 1,
+        token: () => token,
+      });
+      await client.putAclPolicy(options.name, hcl);
+      process.stdout.write(`wrote ACL policy ${options.name} to ${address}\n`);
     });
 }

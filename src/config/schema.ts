@@ -115,6 +115,8 @@ export const ConfigSchema = z
         message: 'set exactly one of address or addresses',
       }),
     policies: z.string().min(1).default('./policies'),
+    /** Reload policies when a file in the directory changes (SIGHUP always reloads). */
+    watchPolicies: z.boolean().default(true),
     /** Largest TTL any grant may set. */
     maxTtlSeconds: seconds(3600, 7 * 86400),
     wrapTtlSeconds: seconds(60, 3600),

@@ -9,6 +9,7 @@ export interface HttpMetrics {
   readonly requests: Counter<'route' | 'method' | 'status'>;
   readonly duration: Histogram<'route'>;
   readonly decisions: Counter<'outcome'>;
+  readonly policyReloads: Counter<'outcome'>;
 }
 
 export function createHttpMetrics(options: { defaultMetrics?: boolean } = {}): HttpMetrics {
@@ -27,6 +28,12 @@ export function createHttpMetrics(options: { defaultMetrics?: boolean } = {}): H
       help: 'HTTP request duration by route pattern',
       labelNames: ['route'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    policyReloads: new Counter({
+      name: 'zsb_policy_reloads_total',
+      help: 'Policy reloads by outcome (applied, rejected)',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
     decisions: new Counter({

@@ -34,7 +34,14 @@ export interface SecretDefinition {
   readonly location: SourceLocation;
 }
 
-export type MatchField = 'issuer' | 'tenant' | 'project' | 'secret' | 'pipeline' | 'job' | 'playbook';
+export type MatchField =
+  | 'issuer'
+  | 'tenant'
+  | 'project'
+  | 'secret'
+  | 'pipeline'
+  | 'job'
+  | 'playbook';
 export const MATCH_FIELDS: readonly MatchField[] = [
   'issuer',
   'tenant',
@@ -62,6 +69,8 @@ export interface Rotation {
   readonly secret: string;
   readonly schedule?: string;
   readonly everySeconds?: number;
+  /** Upper bound of the random delay added to later runs (policy.md: jitter only delays). */
+  readonly jitterSeconds?: number;
   readonly generate?: Readonly<Record<string, unknown>>;
   readonly location: SourceLocation;
 }

@@ -1,0 +1,121 @@
+/**
+ * The policy decision: pure, allow-only, default deny (policy.md "Matching").
+ * Runs on every request, so match patterns are compiled once per grant object
+ * (a PolicySet is immutable and swapped whole on reload, so the cache can never
+ * go stale and is released together with the set).
+ */
+import { compileGlob } from './glob.js';
+import type {
+  Decision,
+  Grant,
+  MatchField,
+  PolicySet,
+  PolicySubject,
+  SecretGrantDecision,
+  WrapMode,
+} from './types.js';
+import { MATCH_FIELDS } from './types.js';
+
+export type GrantMatch =
+  | { readonly matched: true }
+  | { readonly matched: false; readonly failedField: MatchField };
+
+type Matcher = (value: string) => boolean;
+type CompiledMatch = ReadonlyArray<readonly [MatchField, Matcher]>;
+
+const compiledGrants = new WeakMap<Grant, CompiledMatch>();
+
+// A pattern that does not compile matches nothing: grants built by hand (not via
+// the loader) fail closed instead of throwing in the request path.
+const NEVER: Matcher = () => false;
+
+function compileGrant(grant: Grant): CompiledMatch {
+  const cached = compiledGrants.get(grant);
+  if (cached !== undefined) return cached;
+  const compiled: [MatchField, Matcher][] = [];
+  for (const field of MATCH_FIELDS) {
+    const patterns = grant.match[field];
+    if (patterns === undefined) continue;
+    const matchers = patterns.map((p) => {
+      const glob = compileGlob(p);
+      return glob.ok ? glob.match : NEVER;
+    });
+    compiled.push([field, (value) => matchers.some((m) => m(value))]);
+  }
+  compiledGrants.set(grant, compiled);
+  return compiled;
+}
+
+/**
+ * Whether every listed field of the grant matches the subject. An absent field
+ * matches anything (so an absent `issuer` means any configured issuer: only
+ * configured issuers ever produce a subject). Fields are tried in MATCH_FIELDS
+ * order, so the reported field is stable for `explain`.
+ */
+export function matchGrant(grant: Grant, subject: PolicySubject): GrantMatch {
+  for (const [field, matches] of compileGrant(grant)) {
+    if (!matches(subject[field])) return { matched: false, failedField: field };
+  }
+  return { matched: true };
+}
+
+/**
+ * Wrapping of a secret allowed by several grants: `required` only if every
+ * allowing grant requires it (policy.md), `never` only if every one forbids it;
+ * any other mix (an `optional` grant, or `required` next to `never`) leaves the
+ * choice to the job, as the most permissive reading of the union.
+ */
+function combineWrap(modes: readonly WrapMode[]): WrapMode {
+  if (modes.length > 0 && modes.every((m) => m === 'required')) return 'required';
+  if (modes.length > 0 && modes.every((m) => m === 'never')) return 'never';
+  return 'optional';
+}
+
+function matchingGrants(set: PolicySet, subject: PolicySubject): Grant[] {
+  return set.grants.filter((g) => matchGrant(g, subject).matched);
+}
+
+/**
+ * All or nothing: allowed only when every requested name is defined and allowed
+ * by at least one matching grant. Undefined and ungranted names both land in
+ * `denied` (in request order, without repeats) so a denial never reveals whether
+ * a secret exists. The deciding grant is the one with the largest ttl, the first
+ * in load order on a tie. An empty request is vacuously allowed with nothing in it.
+ */
+export function decide(set: PolicySet, subject: PolicySubject, names: readonly string[]): Decision {
+  const grants = matchingGrants(set, subject);
+  const denied: string[] = [];
+  const secrets = new Map<string, SecretGrantDecision>();
+  for (const name of names) {
+    if (secrets.has(name) || denied.includes(name)) continue;
+    const secret = set.secrets.get(name);
+    const allowing = secret === undefined ? [] : grants.filter((g) => g.allow.includes(name));
+    const [first, ...rest] = allowing;
+    if (secret === undefined || first === undefined) {
+      denied.push(name);
+      continue;
+    }
+    const deciding = rest.reduce((best, g) => (g.ttlSeconds > best.ttlSeconds ? g : best), first);
+    secrets.set(name, {
+      secret,
+      grant: deciding.name,
+      ttlSeconds: deciding.ttlSeconds,
+      wrap: combineWrap(allowing.map((g) => g.wrap)),
+    });
+  }
+  if (denied.length > 0) return { allowed: false, denied };
+  return { allowed: true, secrets };
+}
+
+/** What this subject may fetch and through which grants (for `/v1/whoami`), sorted. */
+export function allowedFor(
+  set: PolicySet,
+  subject: PolicySubject,
+): { secrets: string[]; grants: string[] } {
+  const grants = matchingGrants(set, subject);
+  const secrets = new Set<string>();
+  for (const g of grants) {
+    for (const name of g.allow) if (set.secrets.has(name)) secrets.add(name);
+  }
+  return { secrets: [...secrets].sort(), grants: [...new Set(grants.map((g) => g.name))].sort() };
+}

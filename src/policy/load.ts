@@ -1,0 +1,477 @@
+/**
+ * Loading policy files (shared/design/policy.md) into a validated, immutable
+ * PolicySet. All-or-nothing: any problem in any file rejects the whole set, and
+ * every problem is reported (not just the first) with the line and column of the
+ * node at fault, so `zsb policy check` is a useful review tool.
+ */
+import { z } from 'zod';
+import { hasControlCharacter } from './characters.js';
+import { readYamlDirectory } from './directory.js';
+import { formatDuration, parseDuration } from './duration.js';
+import { compileGlob } from './glob.js';
+import { checkCommonNameTemplate, checkMount, checkPathTemplate, checkRole } from './paths.js';
+import type { DataPath, ParsedSource, SourceFile } from './source.js';
+import { formatPath, issuesToProblems, parseSource } from './source.js';
+import type {
+  Grant,
+  LoadResult,
+  MatchField,
+  PolicyProblem,
+  PolicySet,
+  Rotation,
+  SecretDefinition,
+  SecretSource,
+  SourceLocation,
+} from './types.js';
+import { MATCH_FIELDS } from './types.js';
+
+/**
+ * Secret and grant names: 1–128 characters, lowercase letters, digits, `.`, `_`,
+ * `-`, starting with a letter or digit. Lowercase only, so two names never differ
+ * by case alone (they travel in URLs, logs and reviews); no `/`, so a name is
+ * always one URL path segment in `GET /v1/secrets/{name}`.
+ */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,127}$/;
+const NAME_RULE =
+  "use 1-128 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit";
+
+export type SecretKind = SecretSource['kind'];
+export const SECRET_KINDS: readonly SecretKind[] = ['kv', 'database', 'pki', 'token'];
+
+export interface LoadOptions {
+  /** Global maximum TTL (config `maxTtlSeconds`): the default and the cap of every grant's ttl. */
+  readonly maxTtlSeconds: number;
+  /** Kinds this broker version can serve; defaults to all. */
+  readonly supportedKinds?: readonly SecretKind[];
+}
+
+const nonEmptyString = z.string().min(1, 'must not be empty');
+const nonEmptyList = z.array(nonEmptyString).min(1, 'must list at least one entry');
+const durationValue = z.union([z.number(), z.string()], {
+  error: 'must be a duration such as 900, 15m or 1h30m',
+});
+const matchValue = z.union(
+  [z.string(), z.array(z.string()).min(1, 'must list at least one pattern')],
+  {
+    error: 'must be a string or a non-empty list of strings',
+  },
+);
+
+const KvSchema = z
+  .object({ mount: z.string(), path: z.string(), keys: nonEmptyList.optional() })
+  .strict();
+const DatabaseSchema = z.object({ mount: z.string(), role: z.string() }).strict();
+const PkiSchema = z
+  .object({ mount: z.string(), role: z.string(), commonName: z.string() })
+  .strict();
+const TokenSchema = z.object({ policies: nonEmptyList }).strict();
+
+const SecretSchema = z
+  .object({
+    kv: KvSchema.optional(),
+    database: DatabaseSchema.optional(),
+    pki: PkiSchema.optional(),
+    token: TokenSchema.optional(),
+  })
+  .strict();
+
+const GrantSchema = z
+  .object({
+    name: z.string(),
+    match: z
+      .object({
+        issuer: matchValue.optional(),
+        tenant: matchValue.optional(),
+        project: matchValue.optional(),
+        secret: matchValue.optional(),
+        pipeline: matchValue.optional(),
+        job: matchValue.optional(),
+        playbook: matchValue.optional(),
+      })
+      .strict(),
+    allow: z.array(z.string()).min(1, 'must list at least one secret'),
+    ttl: durationValue.optional(),
+    wrap: z.enum(['optional', 'required', 'never']).optional(),
+  })
+  .strict();
+
+const RotationSchema = z
+  .object({
+    secret: z.string(),
+    schedule: nonEmptyString.optional(),
+    every: durationValue.optional(),
+    jitter: durationValue.optional(),
+    // The rotation providers own the meaning of `generate`; here it only has to be a mapping.
+    generate: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+const PolicyFileSchema = z
+  .object({
+    version: z.literal(1).optional(),
+    // `null` lets an author comment out every entry of a section without deleting the key.
+    secrets: z.record(z.string(), SecretSchema).nullable().optional(),
+    grants: z.array(GrantSchema).nullable().optional(),
+    rotations: z.array(RotationSchema).nullable().optional(),
+  })
+  .strict();
+
+type PolicyFileData = z.infer<typeof PolicyFileSchema>;
+type SecretData = z.infer<typeof SecretSchema>;
+
+/** Shows a name from a policy file in a message, escaping anything that could forge log lines. */
+function show(name: string): string {
+  const cut = name.length > 80 ? `${name.slice(0, 80)}…` : name;
+  return hasControlCharacter(cut) ? JSON.stringify(cut).slice(1, -1) : cut;
+}
+
+function at(location: SourceLocation): string {
+  return `${location.file}:${location.line}:${location.column}`;
+}
+
+function unknownKeyHint(path: DataPath): string {
+  const last = path[path.length - 1];
+  if (last === 'match') return ` (fields: ${MATCH_FIELDS.join(', ')})`;
+  if (path.length === 2 && path[0] === 'secrets') return ` (kinds: ${SECRET_KINDS.join(', ')})`;
+  return '';
+}
+
+interface GrantEntry {
+  readonly grant: Grant;
+  readonly allowLocations: readonly SourceLocation[];
+}
+
+/** What one valid-so-far file contributes; cross-file checks run on the union. */
+interface FileContribution {
+  readonly declaredSecrets: readonly string[];
+  readonly secrets: readonly SecretDefinition[];
+  readonly grants: readonly GrantEntry[];
+  readonly rotations: readonly Rotation[];
+}
+
+class FileChecker {
+  readonly problems: PolicyProblem[] = [];
+
+  constructor(
+    private readonly source: ParsedSource,
+    private readonly opts: LoadOptions,
+  ) {}
+
+  private report(location: SourceLocation, message: string): void {
+    this.problems.push({ ...location, message });
+  }
+
+  private check(path: DataPath, problem: string | undefined): void {
+    if (problem !== undefined)
+      this.report(this.source.locate(path), `${formatPath(path)}: ${problem}`);
+  }
+
+  run(data: PolicyFileData): FileContribution {
+    const declaredSecrets: string[] = [];
+    const secrets: SecretDefinition[] = [];
+    for (const [name, raw] of Object.entries(data.secrets ?? {})) {
+      declaredSecrets.push(name);
+      const secret = this.secret(name, raw);
+      if (secret !== undefined) secrets.push(secret);
+    }
+    const grants: GrantEntry[] = [];
+    for (const [i, raw] of (data.grants ?? []).entries()) {
+      const entry = this.grant(i, raw);
+      if (entry !== undefined) grants.push(entry);
+    }
+    const rotations: Rotation[] = [];
+    for (const [i, raw] of (data.rotations ?? []).entries()) {
+      const rotation = this.rotation(i, raw);
+      if (rotation !== undefined) rotations.push(rotation);
+    }
+    return { declaredSecrets, secrets, grants, rotations };
+  }
+
+  private secret(name: string, raw: SecretData): SecretDefinition | undefined {
+    const location = this.source.locateKey(['secrets'], name);
+    const before = this.problems.length;
+    if (!NAME_PATTERN.test(name)) {
+      this.report(location, `secret name '${show(name)}' is invalid: ${NAME_RULE}`);
+    }
+    const kinds = SECRET_KINDS.filter((k) => raw[k] !== undefined);
+    if (kinds.length !== 1) {
+      const found = kinds.length === 0 ? 'none' : kinds.join(' and ');
+      this.report(
+        location,
+        `secret '${show(name)}' must set exactly one of ${SECRET_KINDS.join(', ')} (found ${found})`,
+      );
+      return undefined;
+    }
+    const supported = this.opts.supportedKinds ?? SECRET_KINDS;
+    const base = ['secrets', name];
+    let source: SecretSource | undefined;
+    if (raw.kv !== undefined) {
+      const kv = raw.kv;
+      this.check([...base, 'kv', 'mount'], checkMount(kv.mount));
+      this.check([...base, 'kv', 'path'], checkPathTemplate(kv.path));
+      if (kv.keys !== undefined) this.noDuplicates([...base, 'kv', 'keys'], kv.keys, 'key');
+      source =
+        kv.keys === undefined
+          ? { kind: 'kv', mount: kv.mount, path: kv.path }
+          : { kind: 'kv', mount: kv.mount, path: kv.path, keys: Object.freeze([...kv.keys]) };
+    } else if (raw.database !== undefined) {
+      const db = raw.database;
+      this.check([...base, 'database', 'mount'], checkMount(db.mount));
+      this.check([...base, 'database', 'role'], checkRole(db.role));
+      source = { kind: 'database', mount: db.mount, role: db.role };
+    } else if (raw.pki !== undefined) {
+      const pki = raw.pki;
+      this.check([...base, 'pki', 'mount'], checkMount(pki.mount));
+      this.check([...base, 'pki', 'role'], checkRole(pki.role));
+      this.check([...base, 'pki', 'commonName'], checkCommonNameTemplate(pki.commonName));
+      source = { kind: 'pki', mount: pki.mount, role: pki.role, commonName: pki.commonName };
+    } else if (raw.token !== undefined) {
+      const policies = raw.token.policies;
+      policies.forEach((p, j) => {
+        if (hasControlCharacter(p)) {
+          this.check([...base, 'token', 'policies', j], 'contains a control character');
+        }
+      });
+      this.noDuplicates([...base, 'token', 'policies'], policies, 'policy');
+      source = { kind: 'token', policies: Object.freeze([...policies]) };
+    }
+    if (source === undefined) return undefined;
+    if (!supported.includes(source.kind)) {
+      this.report(
+        this.source.locateKey(base, source.kind),
+        `secret kind '${source.kind}' is not supported by this broker version`,
+      );
+    }
+    if (this.problems.length > before) return undefined;
+    return Object.freeze({ name, source: Object.freeze(source), location });
+  }
+
+  private noDuplicates(path: DataPath, values: readonly string[], what: string): void {
+    const seen = new Set<string>();
+    values.forEach((v, j) => {
+      if (seen.has(v)) this.check([...path, j], `${what} '${show(v)}' is listed twice`);
+      seen.add(v);
+    });
+  }
+
+  private grant(i: number, raw: z.infer<typeof GrantSchema>): GrantEntry | undefined {
+    const base = ['grants', i];
+    const before = this.problems.length;
+    if (!NAME_PATTERN.test(raw.name)) {
+      this.check([...base, 'name'], `grant name '${show(raw.name)}' is invalid: ${NAME_RULE}`);
+    }
+
+    const match: Partial<Record<MatchField, readonly string[]>> = {};
+    for (const field of MATCH_FIELDS) {
+      const value = raw.match[field];
+      if (value === undefined) continue;
+      const patterns = typeof value === 'string' ? [value] : value;
+      patterns.forEach((pattern, j) => {
+        const path =
+          typeof value === 'string' ? [...base, 'match', field] : [...base, 'match', field, j];
+        if (field === 'issuer' && pattern.includes('*')) {
+          // Issuers are a short configured list of URLs: exact values keep grants unambiguous.
+          this.check(path, "issuers are matched exactly: '*' is not allowed");
+          return;
+        }
+        const compiled = compileGlob(pattern);
+        if (!compiled.ok) this.check(path, compiled.reason);
+      });
+      match[field] = Object.freeze([...patterns]);
+    }
+    if (Object.keys(match).length === 0) {
+      this.check(
+        [...base, 'match'],
+        'must list at least one field (an empty match would grant every job)',
+      );
+    }
+
+    this.noDuplicates([...base, 'allow'], raw.allow, 'secret');
+    const allowLocations = raw.allow.map((_, j) => this.source.locate([...base, 'allow', j]));
+
+    const max = this.opts.maxTtlSeconds;
+    let ttlSeconds = max;
+    if (raw.ttl !== undefined) {
+      const parsed = parseDuration(raw.ttl);
+      if (parsed === undefined) {
+        this.check(
+          [...base, 'ttl'],
+          `'${show(String(raw.ttl))}' is not a positive duration (e.g. 900, 15m, 1h30m)`,
+        );
+      } else if (parsed > max) {
+        this.check(
+          [...base, 'ttl'],
+          `${formatDuration(parsed)} exceeds the maximum of ${formatDuration(max)} (config maxTtlSeconds)`,
+        );
+      } else {
+        ttlSeconds = parsed;
+      }
+    }
+
+    if (this.problems.length > before) return undefined;
+    const grant: Grant = Object.freeze({
+      name: raw.name,
+      match: Object.freeze(match),
+      allow: Object.freeze([...raw.allow]),
+      ttlSeconds,
+      wrap: raw.wrap ?? 'optional',
+      location: this.source.locate(base),
+    });
+    return { grant, allowLocations };
+  }
+
+  private rotation(i: number, raw: z.infer<typeof RotationSchema>): Rotation | undefined {
+    const base = ['rotations', i];
+    const before = this.problems.length;
+    if ((raw.schedule === undefined) === (raw.every === undefined)) {
+      this.check(base, 'set exactly one of schedule or every');
+    }
+    const duration = (key: 'every' | 'jitter'): number | undefined => {
+      const value = raw[key];
+      if (value === undefined) return undefined;
+      const seconds = parseDuration(value);
+      if (seconds === undefined) {
+        this.check(
+          [...base, key],
+          `'${show(String(value))}' is not a positive duration (e.g. 7d, 12h)`,
+        );
+      }
+      return seconds;
+    };
+    const everySeconds = duration('every');
+    const jitterSeconds = duration('jitter');
+    if (raw.schedule !== undefined && hasControlCharacter(raw.schedule)) {
+      this.check([...base, 'schedule'], 'contains a control character');
+    }
+    if (this.problems.length > before) return undefined;
+    return Object.freeze({
+      secret: raw.secret,
+      ...(raw.schedule === undefined ? {} : { schedule: raw.schedule }),
+      ...(everySeconds === undefined ? {} : { everySeconds }),
+      ...(jitterSeconds === undefined ? {} : { jitterSeconds }),
+      ...(raw.generate === undefined ? {} : { generate: Object.freeze({ ...raw.generate }) }),
+      location: this.source.locate(base),
+    });
+  }
+}
+
+function compareProblems(order: ReadonlyMap<string, number>) {
+  return (a: PolicyProblem, b: PolicyProblem): number =>
+    (order.get(a.file) ?? 0) - (order.get(b.file) ?? 0) || a.line - b.line || a.column - b.column;
+}
+
+/** Validates policy files given as data (pure). Files are taken in the order given. */
+export function parsePolicyFiles(files: readonly SourceFile[], opts: LoadOptions): LoadResult {
+  const problems: PolicyProblem[] = [];
+  const contributions: FileContribution[] = [];
+  for (const file of files) {
+    const parsed = parseSource(file);
+    if (!parsed.ok) {
+      problems.push(...parsed.problems);
+      continue;
+    }
+    const source = parsed.source;
+    const data = source.data === null || source.data === undefined ? {} : source.data;
+    const result = PolicyFileSchema.safeParse(data, { reportInput: true });
+    if (!result.success) {
+      problems.push(
+        ...issuesToProblems(result.error.issues, source, {
+          unknownKeyHint,
+          topLevel: 'a mapping with secrets, grants and rotations',
+        }),
+      );
+      continue;
+    }
+    const checker = new FileChecker(source, opts);
+    contributions.push(checker.run(result.data));
+    problems.push(...checker.problems);
+  }
+
+  const declared = new Set(contributions.flatMap((c) => c.declaredSecrets));
+  const secrets = new Map<string, SecretDefinition>();
+  const grantNames = new Map<string, SourceLocation>();
+  const grants: Grant[] = [];
+  const rotated = new Map<string, SourceLocation>();
+  const rotations: Rotation[] = [];
+
+  for (const c of contributions) {
+    for (const secret of c.secrets) {
+      const first = secrets.get(secret.name);
+      if (first === undefined) secrets.set(secret.name, secret);
+      else {
+        problems.push({
+          ...secret.location,
+          message: `secret '${secret.name}' is defined twice: here and at ${at(first.location)}`,
+        });
+      }
+    }
+  }
+  for (const c of contributions) {
+    for (const { grant, allowLocations } of c.grants) {
+      const first = grantNames.get(grant.name);
+      if (first === undefined) grantNames.set(grant.name, grant.location);
+      else {
+        problems.push({
+          ...grant.location,
+          message: `grant '${grant.name}' is defined twice: here and at ${at(first)}`,
+        });
+      }
+      grant.allow.forEach((name, j) => {
+        if (declared.has(name)) return;
+        const location = allowLocations[j] ?? grant.location;
+        problems.push({
+          ...location,
+          message: `grant '${grant.name}' allows unknown secret '${show(name)}'`,
+        });
+      });
+      grants.push(grant);
+    }
+    for (const rotation of c.rotations) {
+      if (!declared.has(rotation.secret)) {
+        problems.push({
+          ...rotation.location,
+          message: `rotation names unknown secret '${show(rotation.secret)}'`,
+        });
+      }
+      const first = rotated.get(rotation.secret);
+      if (first === undefined) rotated.set(rotation.secret, rotation.location);
+      else {
+        problems.push({
+          ...rotation.location,
+          message: `secret '${show(rotation.secret)}' has a second rotation: here and at ${at(first)}`,
+        });
+      }
+      rotations.push(rotation);
+    }
+  }
+
+  if (problems.length > 0) {
+    const order = new Map(files.map((f, i) => [f.name, i]));
+    return { ok: false, problems: Object.freeze(problems.sort(compareProblems(order))) };
+  }
+  const set: PolicySet = Object.freeze({
+    secrets,
+    grants: Object.freeze(grants),
+    rotations: Object.freeze(rotations),
+    files: Object.freeze(files.map((f) => f.name)),
+  });
+  return { ok: true, set };
+}
+
+/**
+ * Loads every top-level `*.yaml`/`*.yml` file of `dir` (not `tests/`). A missing
+ * or empty directory is a problem, never an exception: the caller keeps serving
+ * its previous set.
+ */
+export async function loadPolicyDir(dir: string, opts: LoadOptions): Promise<LoadResult> {
+  const contents = await readYamlDirectory(dir, 'policy directory');
+  const result = parsePolicyFiles(contents.files, opts);
+  if (contents.problems.length === 0) return result;
+  const problems = [...contents.problems, ...(result.ok ? [] : result.problems)];
+  return { ok: false, problems: Object.freeze(problems) };
+}
+
+/** `file:line:col: message`; problems about a whole directory have no position (line 0). */
+export function formatProblem(p: PolicyProblem): string {
+  return p.line > 0 ? `${p.file}:${p.line}:${p.column}: ${p.message}` : `${p.file}: ${p.message}`;
+}

@@ -1,0 +1,133 @@
+/** `zsb serve` as a real process: starts from a config file, serves, exits 0 on SIGTERM. */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
+import { exitOf, ROOT, runZsb, spawnZsb, waitForOutput } from '../support/process.js';
+import { realOpenBao } from '../support/real-openbao.js';
+
+const bao = realOpenBao();
+let dir = '';
+let issuer: ZuulIssuer | undefined;
+afterAll(async () => {
+  await issuer?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+it('serves until SIGTERM, then finishes and exits 0', async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'zsb-serve-'));
+  issuer = await ZuulIssuer.start({ modulusLength: 2048 });
+  const token = await bao.admin.createToken({ policies: ['default'], ttlSeconds: 600 });
+  await writeFile(path.join(dir, 'token'), token.token, { mode: 0o600 });
+  const config = path.join(dir, 'config.yaml');
+  await writeFile(
+    config,
+    [
+      'listen: { host: 127.0.0.1, port: 0 }',
+      `issuers: [{ issuer: "${issuer.issuer}", audience: "https://secrets.example.org" }]`,
+      `openbao: { address: "${bao.address}", auth: { method: token, tokenFile: "${path.join(dir, 'token')}" } }`,
+      `policies: "${path.join(ROOT, 'policies')}"`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawnZsb(['serve', '--config', config], { cwd: dir });
+  const out = await waitForOutput(child, /"msg":"broker listening"/);
+  const url = /"url":"(http:\/\/[^"]+)"/.exec(out)?.[1] ?? '';
+  expect((await fetch(`${url}/healthz`)).status).toBe(200);
+  const ready = (await (await fetch(`${url}/readyz`)).json()) as { ready: boolean };
+  expect(ready.ready).toBe(true);
+  child.kill('SIGTERM');
+  expect(await exitOf(child)).toBe(0);
+  await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+}, 60000);
+
+it('refuses to start with an invalid configuration, naming the key', async () => {
+  dir ||= await mkdtemp(path.join(tmpdir(), 'zsb-serve-'));
+  const config = path.join(dir, 'bad.yaml');
+  await writeFile(
+    config,
+    'issuers: []\nopenbao: { address: "http://bao.example.org", auth: { method: token, tokenFile: /x } }\n',
+  );
+  const result = await runZsb(['serve', '--config', config], { cwd: dir });
+  expect(result.code).toBe(1);
+  expect(result.stderr).toContain('issuers: must be at least 1');
+  expect(result.stderr).toContain('openbao.address');
+});
+
+it('exits 2 on a usage error', async () => {
+  const result = await runZsb(['serve', '--no-such-flag'], { cwd: ROOT });
+  expect(result.code).toBe(2);
+});
+
+it('reloads policies on SIGHUP; a broken set keeps the last good one serving', async () => {
+  const work = await mkdtemp(path.join(tmpdir(), 'zsb-reload-'));
+  const reloadIssuer = await ZuulIssuer.start({ modulusLength: 2048 });
+  const policies = path.join(work, 'policies');
+  await mkdir(policies);
+  const good = (secret: string) =>
+    `secrets:\n  ${secret}: { kv: { mount: secret, path: reload/${secret} } }\ngrants:\n  - name: g\n    match: { tenant: scs, pipeline: periodic-daily }\n    allow: [${secret}]\n`;
+  await writeFile(path.join(policies, 'p.yaml'), good('first'));
+  const token = await bao.admin.createToken({ policies: ['default'], ttlSeconds: 600 });
+  await writeFile(path.join(work, 'token'), token.token, { mode: 0o600 });
+  const config = path.join(work, 'config.yaml');
+  await writeFile(
+    config,
+    [
+      'listen: { host: 127.0.0.1, port: 0 }',
+      `issuers: [{ issuer: "${reloadIssuer.issuer}", audience: "https://secrets.example.org" }]`,
+      `openbao: { address: "${bao.address}", auth: { method: token, tokenFile: "${path.join(work, 'token')}" } }`,
+      `policies: "${policies}"`,
+      // The file watcher is covered by the policy store's unit tests; here only SIGHUP reloads.
+      'watchPolicies: false',
+      '',
+    ].join('\n'),
+  );
+  const child = spawnZsb(['serve', '--config', config], { cwd: work });
+  try {
+    const out = await waitForOutput(child, /"msg":"broker listening"/);
+    const url = /"url":"(http:\/\/[^"]+)"/.exec(out)?.[1] ?? '';
+    const readyz = async () => {
+      const res = await fetch(`${url}/readyz`);
+      const body = (await res.json()) as {
+        checks: { policies: { status: string; detail: string } };
+      };
+      return { http: res.status, ...body.checks.policies };
+    };
+    const until = async (predicate: (r: Awaited<ReturnType<typeof readyz>>) => boolean) => {
+      for (let i = 0; i < 100; i++) {
+        const r = await readyz();
+        if (predicate(r)) return r;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      throw new Error('readiness never reached the expected state');
+    };
+    const allowed = async () => {
+      const res = await fetch(`${url}/v1/whoami`, {
+        headers: { authorization: `Bearer ${reloadIssuer.mint()}` },
+      });
+      return ((await res.json()) as { allowed: string[] }).allowed;
+    };
+    expect(await allowed()).toEqual(['first']);
+
+    await writeFile(
+      path.join(policies, 'p.yaml'),
+      'secrets:\n  broken: { kv: { mount: secret } }\n',
+    );
+    child.kill('SIGHUP');
+    const degraded = await until((r) => r.status === 'degraded');
+    expect(degraded.http).toBe(200);
+    expect(degraded.detail).toMatch(/p\.yaml:\d+:\d+/);
+    expect(await allowed()).toEqual(['first']);
+
+    await writeFile(path.join(policies, 'p.yaml'), good('second'));
+    child.kill('SIGHUP');
+    await until((r) => r.status === 'ok');
+    expect(await allowed()).toEqual(['second']);
+  } finally {
+    child.kill('SIGTERM');
+    await exitOf(child);
+    await reloadIssuer.close();
+    await rm(work, { recursive: true, force: true });
+  }
+}, 60000);

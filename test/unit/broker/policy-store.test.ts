@@ -1,0 +1,91 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createPolicyStore, type ReloadResult } from '../../../src/broker/policy-store.js';
+
+const GOOD = `
+secrets:
+  a: { kv: { mount: secret, path: zuul/a } }
+grants:
+  - name: g
+    match: { tenant: scs }
+    allow: [a]
+`;
+const GOOD_TWO = `${GOOD}
+  - name: h
+    match: { tenant: other }
+    allow: [a]
+`;
+const BROKEN = `
+secrets:
+  a: { kv: { mount: secret, path: zuul/a } }
+grants:
+  - name: g
+    allow: [missing-secret]
+`;
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'zsb-policies-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('policy store', () => {
+  it('is failing until a set loads, then ok', async () => {
+    const store = createPolicyStore(dir, { maxTtlSeconds: 3600 });
+    expect(store.status().status).toBe('failing');
+    await writeFile(path.join(dir, 'p.yaml'), GOOD);
+    expect(await store.reload()).toEqual({ ok: true });
+    expect(store.status()).toEqual({ status: 'ok', detail: '1 secrets, 1 grants from 1 files' });
+  });
+
+  it('keeps serving the last good set when a reload is rejected, and says why', async () => {
+    await writeFile(path.join(dir, 'p.yaml'), GOOD);
+    const store = createPolicyStore(dir, { maxTtlSeconds: 3600 });
+    await store.reload();
+    const before = store.current();
+    await writeFile(path.join(dir, 'p.yaml'), BROKEN);
+    const result = await store.reload();
+    expect(result.ok).toBe(false);
+    expect(store.current()).toBe(before);
+    const status = store.status();
+    expect(status.status).toBe('degraded');
+    expect(status.detail).toMatch(/p\.yaml:\d+:\d+: /);
+    await writeFile(path.join(dir, 'p.yaml'), GOOD_TWO);
+    expect(await store.reload()).toEqual({ ok: true });
+    expect(store.current()?.grants).toHaveLength(2);
+    expect(store.status().status).toBe('ok');
+  });
+
+  it('reloads on file change', async () => {
+    await writeFile(path.join(dir, 'p.yaml'), GOOD);
+    const store = createPolicyStore(dir, { maxTtlSeconds: 3600 });
+    await store.reload();
+    const results: ReloadResult[] = [];
+    const applied = new Promise<void>((resolve) => {
+      const stop = store.watch((r) => {
+        results.push(r);
+        if (r.ok && store.current()?.grants.length === 2) {
+          stop();
+          resolve();
+        }
+      });
+    });
+    await writeFile(path.join(dir, 'p.yaml'), GOOD_TWO);
+    await applied;
+    expect(store.current()?.grants.map((g) => g.name)).toEqual(['g', 'h']);
+  });
+
+  it('never lets an older load overwrite a newer one', async () => {
+    await writeFile(path.join(dir, 'p.yaml'), GOOD);
+    const store = createPolicyStore(dir, { maxTtlSeconds: 3600 });
+    const first = store.reload();
+    await writeFile(path.join(dir, 'p.yaml'), GOOD_TWO);
+    const second = store.reload();
+    await Promise.all([first, second]);
+    expect(store.current()?.grants).toHaveLength(2);
+  });
+});

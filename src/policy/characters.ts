@@ -8,3 +8,9 @@ export function hasControlCharacter(s: string): boolean {
   }
   return false;
 }
+
+/** A name from a file, fit for a one-line message: cut short, control characters escaped. */
+export function showName(name: string): string {
+  const cut = name.length > 80 ? `${name.slice(0, 80)}…` : name;
+  return hasControlCharacter(cut) ? JSON.stringify(cut).slice(1, -1) : cut;
+}

@@ -5,6 +5,7 @@
  * go stale and is released together with the set).
  */
 import { compileGlob } from './glob.js';
+import { grantIndexOf } from './grant-index.js';
 import type {
   Decision,
   Grant,
@@ -71,8 +72,37 @@ function combineWrap(modes: readonly WrapMode[]): WrapMode {
   return 'optional';
 }
 
-function matchingGrants(set: PolicySet, subject: PolicySubject): Grant[] {
-  return set.grants.filter((g) => matchGrant(g, subject).matched);
+/**
+ * Compiles every grant's matchers and builds the grant index now, so the first requests
+ * after a (re)load do not pay for it. Called once per loaded set.
+ */
+export function preparePolicySet(set: PolicySet): void {
+  for (const grant of set.grants) compileGrant(grant);
+  grantIndexOf(set);
+}
+
+/** Matching grants in load order; the index narrows the candidates, the matcher decides. */
+function matchingGrants(
+  set: PolicySet,
+  subject: PolicySubject,
+  secrets?: readonly string[],
+): Grant[] {
+  const index = grantIndexOf(set);
+  const buckets =
+    secrets === undefined
+      ? index.candidates(subject)
+      : secrets.flatMap((s) => index.candidates(subject, s));
+  const matching: number[] = [];
+  for (const bucket of buckets) {
+    for (const i of bucket) {
+      const grant = set.grants[i];
+      if (grant !== undefined && matchGrant(grant, subject).matched) matching.push(i);
+    }
+  }
+  // Load order decides ties between equally permissive grants; a grant allowing two
+  // requested secrets was found twice.
+  matching.sort((a, b) => a - b);
+  return matching.flatMap((i, k) => (k > 0 && matching[k - 1] === i ? [] : (set.grants[i] ?? [])));
 }
 
 /**
@@ -83,7 +113,8 @@ function matchingGrants(set: PolicySet, subject: PolicySubject): Grant[] {
  * in load order on a tie. An empty request is vacuously allowed with nothing in it.
  */
 export function decide(set: PolicySet, subject: PolicySubject, names: readonly string[]): Decision {
-  const grants = matchingGrants(set, subject);
+  // Only grants that allow a requested name can change the answer: the index finds them.
+  const grants = matchingGrants(set, subject, [...new Set(names)]);
   const denied: string[] = [];
   const secrets = new Map<string, SecretGrantDecision>();
   for (const name of names) {

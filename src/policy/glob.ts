@@ -68,7 +68,9 @@ function compileSegment(segment: string): (value: string) => boolean {
   };
 }
 
-type SegmentMatcher = { readonly any: true } | { readonly any: false; readonly match: (v: string) => boolean };
+type SegmentMatcher =
+  | { readonly any: true }
+  | { readonly any: false; readonly match: (v: string) => boolean };
 
 /**
  * Segment-level matching with `**` as "zero or more segments": the classic

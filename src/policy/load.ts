@@ -5,7 +5,7 @@
  * node at fault, so `zsb policy check` is a useful review tool.
  */
 import { z } from 'zod';
-import { hasControlCharacter } from './characters.js';
+import { hasControlCharacter, showName as show } from './characters.js';
 import { readYamlDirectory } from './directory.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { compileGlob } from './glob.js';
@@ -118,12 +118,6 @@ const PolicyFileSchema = z
 
 type PolicyFileData = z.infer<typeof PolicyFileSchema>;
 type SecretData = z.infer<typeof SecretSchema>;
-
-/** Shows a name from a policy file in a message, escaping anything that could forge log lines. */
-function show(name: string): string {
-  const cut = name.length > 80 ? `${name.slice(0, 80)}…` : name;
-  return hasControlCharacter(cut) ? JSON.stringify(cut).slice(1, -1) : cut;
-}
 
 function at(location: SourceLocation): string {
   return `${location.file}:${location.line}:${location.column}`;

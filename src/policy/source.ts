@@ -5,8 +5,9 @@
  */
 
 import type { Document } from 'yaml';
-import { isMap, isNode, isScalar, LineCounter, parseDocument } from 'yaml';
+import { isMap, isNode, isScalar, LineCounter, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
+import { showName } from './characters.js';
 import type { PolicyProblem, SourceLocation } from './types.js';
 
 /** Policy files are small and reviewed by people: anything larger is a mistake or an attack. */
@@ -64,9 +65,24 @@ function decode(file: SourceFile): { ok: true; text: string } | { ok: false; mes
   }
 }
 
-function keyText(text: string, pos: readonly [number, number]): string {
-  const raw = text.slice(pos[0], Math.min(pos[1], pos[0] + 80)).trim();
-  return raw.replace(/^['"]|['"]$/g, '');
+/**
+ * Duplicate keys, found by walking the document instead of with yaml's own
+ * `uniqueKeys` check, so the message can name the key and point at its second use.
+ */
+function duplicateKeys(doc: Document): { readonly key: string; readonly offset: number }[] {
+  const found: { key: string; offset: number }[] = [];
+  visit(doc, {
+    Map(_, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const key = String(pair.key.value);
+        if (seen.has(key)) found.push({ key, offset: pair.key.range?.[0] ?? 0 });
+        seen.add(key);
+      }
+    },
+  });
+  return found;
 }
 
 export function parseSource(file: SourceFile): ParseSourceResult {
@@ -74,23 +90,27 @@ export function parseSource(file: SourceFile): ParseSourceResult {
   if (!decoded.ok) return fileProblem(file.name, decoded.message);
   const text = decoded.text;
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
   const at = (offset: number): { line: number; column: number } => {
     const pos = lineCounter.linePos(offset);
     return { line: pos.line, column: pos.col };
   };
 
-  const yamlIssues = [...doc.errors, ...doc.warnings];
-  if (yamlIssues.length > 0) {
-    return {
-      ok: false,
-      problems: yamlIssues.map((e) => {
-        let message = YAML_MESSAGES[e.code] ?? `YAML: ${e.message}`;
-        if (e.code === 'DUPLICATE_KEY') message = `duplicate key '${keyText(text, e.pos)}'`;
-        return { file: file.name, ...at(e.pos[0]), message };
-      }),
-    };
+  const problems: PolicyProblem[] = [...doc.errors, ...doc.warnings].map((e) => ({
+    file: file.name,
+    ...at(e.pos[0]),
+    message: YAML_MESSAGES[e.code] ?? `YAML: ${e.message}`,
+  }));
+  if (doc.errors.length === 0) {
+    for (const { key, offset } of duplicateKeys(doc)) {
+      problems.push({
+        file: file.name,
+        ...at(offset),
+        message: `duplicate key '${showName(key)}'`,
+      });
+    }
   }
+  if (problems.length > 0) return { ok: false, problems };
 
   let data: unknown;
   try {
@@ -186,7 +206,7 @@ export function issuesToProblems(
         const scope = where === '' ? 'at the top level' : `in ${where}`;
         problems.push({
           ...source.locateKey(path, key),
-          message: `unknown key '${key}' ${scope}${wording.unknownKeyHint?.(path) ?? ''}`,
+          message: `unknown key '${showName(key)}' ${scope}${wording.unknownKeyHint?.(path) ?? ''}`,
         });
       }
       continue;

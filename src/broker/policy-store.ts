@@ -4,6 +4,7 @@
  * rejected reload leaves the previous set serving and says why (log, metric, /readyz).
  */
 import { type FSWatcher, watch } from 'node:fs';
+import { preparePolicySet } from '../policy/decide.js';
 import { formatProblem, loadPolicyDir } from '../policy/load.js';
 import type { PolicySet } from '../policy/types.js';
 
@@ -62,6 +63,8 @@ export function createPolicyStore(
       lastError = `${problems.length} problem(s), first: ${problems[0] ?? 'unknown'}`;
       return { ok: false, problems };
     }
+    // Compile matchers and the grant index before the swap, not on the first request.
+    preparePolicySet(result.set);
     set = result.set;
     lastError = undefined;
     return { ok: true };

@@ -21,19 +21,24 @@ const GRANTS_PER_FILE = 500;
  */
 function policyFiles(): { name: string; text: string }[] {
   const secrets = ['secrets:'];
-  for (let t = 0; t < TENANTS; t++) secrets.push(`  tenant-${t}-secret: { kv: { mount: secret, path: "zuul/t${t}/{project}/s" } }`);
+  for (let t = 0; t < TENANTS; t++)
+    secrets.push(`  tenant-${t}-secret: { kv: { mount: secret, path: "zuul/t${t}/{project}/s" } }`);
   secrets.push('  shared: { kv: { mount: secret, path: zuul/shared } }');
   const files = [{ name: 'secrets.yaml', text: `${secrets.join('\n')}\n` }];
   let lines: string[] = [];
   for (let i = 0; i < GRANTS; i++) {
     if (i % GRANTS_PER_FILE === 0) {
-      if (lines.length > 0) files.push({ name: `grants-${files.length}.yaml`, text: `${lines.join('\n')}\n` });
+      if (lines.length > 0)
+        files.push({ name: `grants-${files.length}.yaml`, text: `${lines.join('\n')}\n` });
       lines = ['grants:'];
     }
     const t = i % TENANTS;
     if (i < TENANTS * 2) {
       // Two tenant-wide grants per tenant, by project glob.
-      lines.push(`  - name: g${i}`, `    match: { tenant: t${t}, project: "github.com/org${t}/**", pipeline: [post, promote] }`);
+      lines.push(
+        `  - name: g${i}`,
+        `    match: { tenant: t${t}, project: "github.com/org${t}/**", pipeline: [post, promote] }`,
+      );
     } else if (i < TENANTS * 2 + 20) {
       // A few installation-wide grants (no tenant pinned).
       lines.push(`  - name: g${i}`, `    match: { job: "global-${i}-*", pipeline: periodic }`);
@@ -76,7 +81,11 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
 }
 
-function measure(label: string, count: number, run: (k: number) => unknown): { p50: number; p99: number } {
+function measure(
+  label: string,
+  count: number,
+  run: (k: number) => unknown,
+): { p50: number; p99: number } {
   const times = new Float64Array(count);
   for (let k = 0; k < Math.min(count, 2000); k++) run(k); // warm-up
   for (let k = 0; k < count; k++) {
@@ -97,16 +106,21 @@ const bytes = files.reduce((n, f) => n + f.text.length, 0);
 const loadStart = performance.now();
 const loaded = parsePolicyFiles(files, { maxTtlSeconds: 3600 });
 const loadMs = performance.now() - loadStart;
-if (!loaded.ok) throw new Error(`bench policy invalid: ${JSON.stringify(loaded.problems.slice(0, 3))}`);
+if (!loaded.ok)
+  throw new Error(`bench policy invalid: ${JSON.stringify(loaded.problems.slice(0, 3))}`);
 const set = loaded.set;
-console.log(`policy load: ${set.grants.length} grants, ${(bytes / 1024).toFixed(0)} KiB YAML in ${files.length} files, in ${loadMs.toFixed(0)} ms`);
+console.log(
+  `policy load: ${set.grants.length} grants, ${(bytes / 1024).toFixed(0)} KiB YAML in ${files.length} files, in ${loadMs.toFixed(0)} ms`,
+);
 
 const ids = subjects(DECISIONS);
 const name = (k: number) => `tenant-${Number((ids[k] as PolicySubject).tenant.slice(1))}-secret`;
 // Compiling every grant's matchers and the index happens once per load, before serving.
 const prepareStart = performance.now();
 preparePolicySet(set);
-console.log(`prepare (compile matchers, build index): ${(performance.now() - prepareStart).toFixed(1)} ms`);
+console.log(
+  `prepare (compile matchers, build index): ${(performance.now() - prepareStart).toFixed(1)} ms`,
+);
 
 let agree = 0;
 for (let k = 0; k < 5000; k++) {
@@ -115,9 +129,15 @@ for (let k = 0; k < 5000; k++) {
 }
 console.log(`agreement with the naive scan on 5000 identities: ${agree}/5000`);
 
-const naive = measure('naive scan (baseline)', 20000, (k) => naiveDecide(set, ids[k] as PolicySubject, name(k)));
-const indexed = measure('decide()', DECISIONS, (k) => decide(set, ids[k] as PolicySubject, [name(k)]));
-console.log(`ratio decide/naive: p50 ${(indexed.p50 / naive.p50).toFixed(3)}, p99 ${(indexed.p99 / naive.p99).toFixed(3)}`);
+const naive = measure('naive scan (baseline)', 20000, (k) =>
+  naiveDecide(set, ids[k] as PolicySubject, name(k)),
+);
+const indexed = measure('decide()', DECISIONS, (k) =>
+  decide(set, ids[k] as PolicySubject, [name(k)]),
+);
+console.log(
+  `ratio decide/naive: p50 ${(indexed.p50 / naive.p50).toFixed(3)}, p99 ${(indexed.p99 / naive.p99).toFixed(3)}`,
+);
 // Worst case for the index: every grant in one tenant, every project a glob, so all of
 // them are candidates for every decision in that tenant (the index cannot narrow).
 const worstFiles = [
@@ -136,4 +156,6 @@ preparePolicySet(worst.set);
 const worstSubject = { ...(ids[0] as PolicySubject), tenant: 't0', project: 'github.com/none/x' };
 measure('decide(), worst case (all globs)', 2000, () => decide(worst.set, worstSubject, ['s']));
 
-console.log(`targets: p99 ≤ 10 µs: ${indexed.p99 <= 10 ? 'met' : 'MISSED'}; load ≤ 1 s: ${loadMs <= 1000 ? 'met' : 'MISSED'}`);
+console.log(
+  `targets: p99 ≤ 10 µs: ${indexed.p99 <= 10 ? 'met' : 'MISSED'}; load ≤ 1 s: ${loadMs <= 1000 ? 'met' : 'MISSED'}`,
+);

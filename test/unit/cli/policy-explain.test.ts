@@ -52,9 +52,19 @@ describe('policy explain', () => {
     const e = explain(SET, SUBJECT, ['clouds', 'deploy', 'orphan', 'unknown']);
     expect(e.secrets).toEqual({
       clouds: { decision: 'allow', grant: 'nightly-long', ttl: 1800, wrap: 'optional' },
-      deploy: { decision: 'deny', grant: null, ttl: null, reason: 'no grant that allows this secret matches this identity' },
+      deploy: {
+        decision: 'deny',
+        grant: null,
+        ttl: null,
+        reason: 'no grant that allows this secret matches this identity',
+      },
       orphan: { decision: 'deny', grant: null, ttl: null, reason: 'no grant allows this secret' },
-      unknown: { decision: 'deny', grant: null, ttl: null, reason: 'no policy defines this secret' },
+      unknown: {
+        decision: 'deny',
+        grant: null,
+        ttl: null,
+        reason: 'no policy defines this secret',
+      },
     });
   });
 

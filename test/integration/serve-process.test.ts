@@ -9,6 +9,31 @@ import { realOpenBao } from '../support/real-openbao.js';
 
 const bao = realOpenBao();
 let dir = '';
+
+/** A broker token file and a config file in `into`; returns the config's path. */
+async function writeServeConfig(
+  into: string,
+  issuerUrl: string,
+  policies: string,
+  extra: string[] = [],
+) {
+  const token = await bao.admin.createToken({ policies: ['default'], ttlSeconds: 600 });
+  const tokenFile = path.join(into, 'token');
+  await writeFile(tokenFile, token.token, { mode: 0o600 });
+  const config = path.join(into, 'config.yaml');
+  await writeFile(
+    config,
+    [
+      'listen: { host: 127.0.0.1, port: 0 }',
+      `issuers: [{ issuer: "${issuerUrl}", audience: "https://secrets.example.org" }]`,
+      `openbao: { address: "${bao.address}", auth: { method: token, tokenFile: "${tokenFile}" } }`,
+      `policies: "${policies}"`,
+      ...extra,
+      '',
+    ].join('\n'),
+  );
+  return config;
+}
 let issuer: ZuulIssuer | undefined;
 afterAll(async () => {
   await issuer?.close();
@@ -18,19 +43,7 @@ afterAll(async () => {
 it('serves until SIGTERM, then finishes and exits 0', async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'zsb-serve-'));
   issuer = await ZuulIssuer.start({ modulusLength: 2048 });
-  const token = await bao.admin.createToken({ policies: ['default'], ttlSeconds: 600 });
-  await writeFile(path.join(dir, 'token'), token.token, { mode: 0o600 });
-  const config = path.join(dir, 'config.yaml');
-  await writeFile(
-    config,
-    [
-      'listen: { host: 127.0.0.1, port: 0 }',
-      `issuers: [{ issuer: "${issuer.issuer}", audience: "https://secrets.example.org" }]`,
-      `openbao: { address: "${bao.address}", auth: { method: token, tokenFile: "${path.join(dir, 'token')}" } }`,
-      `policies: "${path.join(ROOT, 'policies')}"`,
-      '',
-    ].join('\n'),
-  );
+  const config = await writeServeConfig(dir, issuer.issuer, path.join(ROOT, 'policies'));
   const child = spawnZsb(['serve', '--config', config], { cwd: dir });
   const out = await waitForOutput(child, /"msg":"broker listening"/);
   const url = /"url":"(http:\/\/[^"]+)"/.exec(out)?.[1] ?? '';
@@ -68,21 +81,10 @@ it('reloads policies on SIGHUP; a broken set keeps the last good one serving', a
   const good = (secret: string) =>
     `secrets:\n  ${secret}: { kv: { mount: secret, path: reload/${secret} } }\ngrants:\n  - name: g\n    match: { tenant: scs, pipeline: periodic-daily }\n    allow: [${secret}]\n`;
   await writeFile(path.join(policies, 'p.yaml'), good('first'));
-  const token = await bao.admin.createToken({ policies: ['default'], ttlSeconds: 600 });
-  await writeFile(path.join(work, 'token'), token.token, { mode: 0o600 });
-  const config = path.join(work, 'config.yaml');
-  await writeFile(
-    config,
-    [
-      'listen: { host: 127.0.0.1, port: 0 }',
-      `issuers: [{ issuer: "${reloadIssuer.issuer}", audience: "https://secrets.example.org" }]`,
-      `openbao: { address: "${bao.address}", auth: { method: token, tokenFile: "${path.join(work, 'token')}" } }`,
-      `policies: "${policies}"`,
-      // The file watcher is covered by the policy store's unit tests; here only SIGHUP reloads.
-      'watchPolicies: false',
-      '',
-    ].join('\n'),
-  );
+  // The file watcher is covered by the policy store's unit tests; here only SIGHUP reloads.
+  const config = await writeServeConfig(work, reloadIssuer.issuer, policies, [
+    'watchPolicies: false',
+  ]);
   const child = spawnZsb(['serve', '--config', config], { cwd: work });
   try {
     const out = await waitForOutput(child, /"msg":"broker listening"/);

@@ -4,12 +4,13 @@ import { z } from 'zod';
 import type { BrokerFailure } from '../../broker/failure.js';
 import { fetchSecrets, loggableNames } from '../../broker/fetch.js';
 import { whoami } from '../../broker/whoami.js';
+import { NAME_PATTERN } from '../../policy/load.js';
 import type { AppDeps } from '../app.js';
 import { respondProblem } from '../app.js';
 import type { AppEnv } from '../types.js';
 
-/** Logical secret names as policies define them. */
-const SecretName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/);
+/** Logical secret names: the same rule as for names in policy files. */
+const SecretName = z.string().regex(NAME_PATTERN);
 
 const FetchBody = z
   .object({
@@ -83,6 +84,22 @@ function fetchDeps(deps: AppDeps) {
 export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const auth = authenticate(deps);
 
+  /** Runs the fetch use case for the request's identity and records it for the log. */
+  async function fetchFor(c: Context<AppEnv>, names: readonly string[], wrap: boolean) {
+    const log = c.get('log');
+    log.secrets = loggableNames(deps.policies.current(), names);
+    const identity = c.get('identity');
+    if (identity === undefined)
+      return { ok: false as const, response: unauthenticated(c, 'no identity') };
+    const result = await fetchSecrets(fetchDeps(deps), identity, names, wrap);
+    deps.metrics.decisions.inc({
+      outcome: result.ok || result.failure.code !== 'forbidden' ? 'allow' : 'deny',
+    });
+    if (!result.ok) return { ok: false as const, response: fromFailure(c, result.failure) };
+    log.grants = result.value.grants;
+    return { ok: true as const, value: result.value };
+  }
+
   app.post('/v1/fetch', auth, async (c) => {
     let body: unknown;
     try {
@@ -98,21 +115,8 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         'body must be {"secrets": [1-32 unique secret names], "wrap"?: boolean}',
       );
     }
-    const identity = c.get('identity');
-    if (identity === undefined) return unauthenticated(c, 'no identity');
-    const log = c.get('log');
-    log.secrets = loggableNames(deps.policies.current(), parsed.data.secrets);
-    const result = await fetchSecrets(
-      fetchDeps(deps),
-      identity,
-      parsed.data.secrets,
-      parsed.data.wrap ?? false,
-    );
-    deps.metrics.decisions.inc({
-      outcome: result.ok || result.failure.code !== 'forbidden' ? 'allow' : 'deny',
-    });
-    if (!result.ok) return fromFailure(c, result.failure);
-    log.grants = result.value.grants;
+    const result = await fetchFor(c, parsed.data.secrets, parsed.data.wrap ?? false);
+    if (!result.ok) return result.response;
     return c.json({ build: result.value.build, secrets: result.value.secrets }, 200, NO_STORE);
   });
 
@@ -134,16 +138,8 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         'expected /v1/secrets/{name} with optional ?wrap=true|false',
       );
     }
-    const identity = c.get('identity');
-    if (identity === undefined) return unauthenticated(c, 'no identity');
-    const log = c.get('log');
-    log.secrets = loggableNames(deps.policies.current(), [name.data]);
-    const result = await fetchSecrets(fetchDeps(deps), identity, [name.data], wrap);
-    deps.metrics.decisions.inc({
-      outcome: result.ok || result.failure.code !== 'forbidden' ? 'allow' : 'deny',
-    });
-    if (!result.ok) return fromFailure(c, result.failure);
-    log.grants = result.value.grants;
+    const result = await fetchFor(c, [name.data], wrap);
+    if (!result.ok) return result.response;
     const entry = result.value.secrets[name.data];
     if (entry === undefined)
       return respondProblem(c, 'internal', `internal error (request id ${c.get('requestId')})`);

@@ -8,11 +8,13 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type ServerType, serve } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
+import { createBuildTokenCache } from './broker/dynamic.js';
 import { createPolicyStore, type PolicyStore, type ReloadResult } from './broker/policy-store.js';
 import type { Config } from './config/schema.js';
 import { createApp } from './http/app.js';
 import { createHttpMetrics } from './http/metrics.js';
 import { createTokenVerifier } from './identity/verifier.js';
+import { createLeaseLedger } from './leases/ledger.js';
 import { createOpenBaoClient } from './openbao/client.js';
 
 /** Field names whose values must never be written, whatever object reaches the logger. */
@@ -93,7 +95,10 @@ export async function startBroker(
     logger.info({ ttlSeconds: login.ttlSeconds }, 'logged in to OpenBao with AppRole');
   }
 
-  const policies = createPolicyStore(config.policies, { maxTtlSeconds: config.maxTtlSeconds });
+  const policies = createPolicyStore(config.policies, {
+    maxTtlSeconds: config.maxTtlSeconds,
+    supportedKinds: ['kv', 'database', 'pki', 'token'],
+  });
   const loaded = await policies.reload();
   if (!loaded.ok) {
     throw new Error(`policies in ${config.policies} are invalid:\n${loaded.problems.join('\n')}`);
@@ -125,6 +130,17 @@ export async function startBroker(
     metrics,
     limits: { maxBodyBytes: config.http.maxBodyBytes, maxTokenBytes: config.http.maxTokenBytes },
     wrapTtlSeconds: config.wrapTtlSeconds,
+    dynamic: {
+      openbao,
+      ledger: createLeaseLedger(openbao, {
+        mount: config.openbao.stateMount,
+        prefix: config.openbao.statePrefix,
+      }),
+      buildTokenRole: config.openbao.buildTokenRole,
+      buildPolicy: config.openbao.buildPolicy,
+      cache: createBuildTokenCache(),
+      now: Date.now,
+    },
   });
 
   const tls = config.listen.tls;

@@ -1,28 +1,19 @@
 /**
  * Use case "a job fetches secrets": decide on the whole request first (all or nothing,
- * no OpenBao call on a denial), then read every granted secret; if any read fails, undo
- * what this request already created (wrapping tokens) before answering.
+ * no OpenBao call on a denial), then read or issue every granted secret; if anything
+ * fails, undo what this request already created (wrapping tokens, leases, child tokens,
+ * certificates, a fresh build token) before answering.
  */
 import type { JobIdentity } from '../identity/types.js';
-import type { KvReader, TokenAdmin } from '../openbao/interface.js';
+import { LedgerFullError } from '../leases/ledger.js';
+import type { KvReader, TokenAdmin, WrappedResponse } from '../openbao/interface.js';
 import { UnsafePathError } from '../openbao/paths.js';
 import { decide } from '../policy/decide.js';
 import { renderSecretPath } from '../policy/paths.js';
 import type { PolicySet, SecretGrantDecision } from '../policy/types.js';
+import type { DeliveredSecret } from './delivered.js';
+import { BuildSession, type DynamicDeps, type Undo } from './dynamic.js';
 import { FORBIDDEN_DETAIL, failure, failureFromError, type Result } from './failure.js';
-
-export interface SecretValue {
-  readonly data: Readonly<Record<string, unknown>>;
-  readonly version: number | null;
-  readonly lease: null;
-  readonly expiresAt: string | null;
-}
-
-export interface WrappedSecret {
-  readonly wrapped: { readonly token: string; readonly ttl: number; readonly expiresAt: string };
-}
-
-export type DeliveredSecret = SecretValue | WrappedSecret;
 
 export interface FetchAnswer {
   readonly build: string;
@@ -36,13 +27,29 @@ export interface FetchDeps {
   readonly openbao: KvReader & TokenAdmin;
   readonly wrapTtlSeconds: number;
   readonly now?: () => number;
+  /** Needed only when policies define dynamic secrets. */
+  readonly dynamic?: DynamicDeps;
 }
 
-type Delivery = {
+interface Delivery {
   readonly name: string;
   readonly secret: DeliveredSecret;
-  readonly accessor?: string;
-};
+  readonly undo: readonly Undo[];
+  readonly certificate?: {
+    readonly mount: string;
+    readonly serial: string;
+    readonly expiresAt: string;
+  };
+}
+
+class MissingSecretError extends Error {
+  override readonly name = 'MissingSecretError';
+}
+
+/** A failure after which something may have been created: carries what to undo. */
+class DeliveryError extends Error {
+  override readonly name = 'DeliveryError';
+}
 
 async function deliverKv(
   deps: FetchDeps,
@@ -52,54 +59,42 @@ async function deliverKv(
   wrap: boolean,
 ): Promise<Delivery> {
   const source = granted.secret.source;
-  if (source.kind !== 'kv') throw new Error('only kv secrets are delivered by this version');
+  if (source.kind !== 'kv') throw new DeliveryError('not a kv secret');
   const rendered = renderSecretPath(source.path, identity);
-  if (!rendered.ok) {
-    // Surfaces as 403 through failureFromError, with the reason kept for the log.
-    throw new UnsafePathError(rendered.reason);
-  }
-  if (wrap) {
-    const wrapped = await deps.openbao.kvReadWrapped(
-      source.mount,
-      rendered.path,
-      deps.wrapTtlSeconds,
-    );
-    const now = deps.now?.() ?? Date.now();
-    return {
-      name,
-      accessor: wrapped.accessor,
-      secret: {
-        wrapped: {
-          token: wrapped.token,
-          ttl: wrapped.ttlSeconds,
-          expiresAt: new Date(now + wrapped.ttlSeconds * 1000).toISOString(),
-        },
+  // Surfaces as 403 through failureFromError, with the reason kept for the log.
+  if (!rendered.ok) throw new UnsafePathError(rendered.reason);
+  const wrapped = (w: WrappedResponse): Delivery => ({
+    name,
+    undo: [{ kind: 'accessor', accessor: w.accessor }],
+    secret: {
+      wrapped: {
+        token: w.token,
+        ttl: w.ttlSeconds,
+        expiresAt: new Date((deps.now?.() ?? Date.now()) + w.ttlSeconds * 1000).toISOString(),
       },
-    };
+    },
+  });
+  // A whole entry is wrapped by OpenBao as it reads it; selected keys are read, picked and
+  // then wrapped, so the wrapping never holds keys the policy does not deliver.
+  if (wrap && !source.keys) {
+    return wrapped(
+      await deps.openbao.kvReadWrapped(source.mount, rendered.path, deps.wrapTtlSeconds),
+    );
   }
   const entry = await deps.openbao.kvRead(source.mount, rendered.path);
-  if (entry === null) throw new MissingSecretError(name, 'no such KV entry');
+  if (entry === null) throw new MissingSecretError('no such KV entry');
   let data: Readonly<Record<string, unknown>> = entry.data;
   if (source.keys) {
     const picked: Record<string, unknown> = {};
     for (const key of source.keys) {
       if (!Object.hasOwn(entry.data, key))
-        throw new MissingSecretError(name, 'a listed key is missing from the KV entry');
+        throw new MissingSecretError('a listed key is missing from the KV entry');
       picked[key] = entry.data[key];
     }
     data = picked;
   }
-  return { name, secret: { data, version: entry.version, lease: null, expiresAt: null } };
-}
-
-class MissingSecretError extends Error {
-  override readonly name = 'MissingSecretError';
-  constructor(
-    readonly secretName: string,
-    why: string,
-  ) {
-    super(why);
-  }
+  if (wrap) return wrapped(await deps.openbao.wrapData(data, deps.wrapTtlSeconds));
+  return { name, undo: [], secret: { data, version: entry.version, lease: null, expiresAt: null } };
 }
 
 /**
@@ -108,6 +103,24 @@ class MissingSecretError extends Error {
  */
 export function loggableNames(set: PolicySet | undefined, names: readonly string[]): string[] {
   return names.map((name) => (set?.secrets.has(name) ? name : '(undefined name)'));
+}
+
+function failureOf(error: unknown, name: string) {
+  if (error instanceof MissingSecretError) {
+    return failure(
+      'upstream_error',
+      'OpenBao could not deliver a requested secret',
+      `secret ${name}: ${error.message}`,
+    );
+  }
+  if (error instanceof LedgerFullError) {
+    return failure(
+      'unavailable',
+      'this build holds too many issued secrets',
+      `secret ${name}: ${error.message}`,
+    );
+  }
+  return { ok: false as const, failure: failureFromError(error, name) };
 }
 
 export async function fetchSecrets(
@@ -142,47 +155,89 @@ export async function fetchSecrets(
         `wrap required for ${name} by grant ${granted.grant}`,
       );
     }
-    if (granted.secret.source.kind !== 'kv') {
-      return failure(
-        'internal',
-        'internal error',
-        `secret ${name}: kind ${granted.secret.source.kind} not supported`,
-      );
-    }
   }
 
   const entries = [...decision.secrets.entries()];
+  const dynamicEntries = entries.filter(([, g]) => g.secret.source.kind !== 'kv');
+  let session: BuildSession | undefined;
+  if (dynamicEntries.length > 0) {
+    if (deps.dynamic === undefined) {
+      return failure('internal', 'internal error', 'dynamic secrets requested but not configured');
+    }
+    // One build token per TTL: the longest grant TTL among the requested dynamic secrets.
+    const ttl = Math.max(...dynamicEntries.map(([, g]) => g.ttlSeconds));
+    const tokenPolicies = dynamicEntries.flatMap(([, g]) =>
+      g.secret.source.kind === 'token' ? g.secret.source.policies : [],
+    );
+    try {
+      session = await BuildSession.open(deps.dynamic, identity.build, ttl, tokenPolicies);
+    } catch (error) {
+      return failureOf(error, dynamicEntries[0]?.[0] ?? '?');
+    }
+  }
+  const openSession = session;
+
   const settled = await Promise.allSettled(
-    entries.map(([name, granted]) => deliverKv(deps, identity, name, granted, wrap)),
+    entries.map(async ([name, granted]): Promise<Delivery> => {
+      if (granted.secret.source.kind === 'kv')
+        return deliverKv(deps, identity, name, granted, wrap);
+      if (openSession === undefined) throw new DeliveryError('no build session');
+      const delivered = await openSession.issue(
+        identity,
+        granted,
+        wrap ? deps.wrapTtlSeconds : undefined,
+      );
+      return {
+        name,
+        secret: delivered.entry,
+        undo: delivered.undo,
+        ...(delivered.certificate ? { certificate: delivered.certificate } : {}),
+      };
+    }),
   );
+  const undo = settled.flatMap((s) => (s.status === 'fulfilled' ? s.value.undo : []));
+  const rollback = async () => {
+    if (openSession) await openSession.rollback(undo);
+    else
+      await Promise.allSettled(
+        undo.map((u) =>
+          u.kind === 'accessor' ? deps.openbao.revokeAccessor(u.accessor) : undefined,
+        ),
+      );
+  };
 
   const failedIndex = settled.findIndex((s) => s.status === 'rejected');
   if (failedIndex !== -1) {
-    // Undo: a wrapping token already minted for this request must not outlive the error.
-    const accessors = settled.flatMap((s) =>
-      s.status === 'fulfilled' && s.value.accessor ? [s.value.accessor] : [],
-    );
-    await Promise.allSettled(accessors.map((a) => deps.openbao.revokeAccessor(a)));
+    await rollback();
     const failed = settled[failedIndex];
-    const name = entries[failedIndex]?.[0] ?? '?';
-    const error = failed?.status === 'rejected' ? failed.reason : undefined;
-    if (error instanceof MissingSecretError) {
-      return failure(
-        'upstream_error',
-        'OpenBao could not deliver a requested secret',
-        `secret ${name}: ${error.message}`,
+    return failureOf(
+      failed?.status === 'rejected' ? failed.reason : undefined,
+      entries[failedIndex]?.[0] ?? '?',
+    );
+  }
+
+  const delivered = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const certificates = delivered.flatMap((d) => (d.certificate ? [d.certificate] : []));
+  if (certificates.length > 0 && deps.dynamic) {
+    try {
+      // Certificates carry no lease a build token revocation would reach: record serials.
+      await deps.dynamic.ledger.append(
+        identity.build,
+        certificates.map((c) => ({
+          kind: 'certificate',
+          mount: c.mount,
+          serial: c.serial,
+          expiresAt: c.expiresAt,
+        })),
       );
+    } catch (error) {
+      await rollback();
+      return failureOf(error, delivered.find((d) => d.certificate)?.name ?? '?');
     }
-    const mapped = failureFromError(error, name);
-    return { ok: false, failure: mapped };
   }
 
   // fromEntries defines own properties, so no name can reach a prototype.
-  const secrets = Object.fromEntries(
-    settled.flatMap((s) =>
-      s.status === 'fulfilled' ? [[s.value.name, s.value.secret] as const] : [],
-    ),
-  );
+  const secrets = Object.fromEntries(delivered.map((d) => [d.name, d.secret] as const));
   const grants = Object.fromEntries(entries.map(([name, granted]) => [name, granted.grant]));
   return { ok: true, value: { build: identity.build, secrets, grants } };
 }

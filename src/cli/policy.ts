@@ -8,9 +8,10 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { decodeJwt } from 'jose';
 import { loadConfigFile } from '../config/load.js';
+import type { Config } from '../config/schema.js';
 import { parseSubject } from '../identity/subject.js';
 import { createOpenBaoClient } from '../openbao/client.js';
-import { compileAclPolicy } from '../policy/compile.js';
+import { compileOpenBaoSetup, DEFAULT_COMPILE_OPTIONS } from '../policy/compile.js';
 import { type Explanation, explain } from '../policy/explain.js';
 import { formatProblem, loadPolicyDir } from '../policy/load.js';
 import { loadPolicyTests, runPolicyTests } from '../policy/test-runner.js';
@@ -27,13 +28,14 @@ interface PolicyOptions {
 function settings(
   dir: string | undefined,
   options: PolicyOptions,
-): { dir: string; maxTtlSeconds: number } {
+): { dir: string; maxTtlSeconds: number; config: Config | undefined } {
   const configFile = options.config ?? process.env.ZSB_CONFIG;
   const config = configFile ? loadConfigFile(configFile) : undefined;
   const chosen = dir ?? options.policies ?? config?.policies ?? './policies';
   return {
     dir: path.resolve(chosen),
     maxTtlSeconds: config?.maxTtlSeconds ?? DEFAULT_MAX_TTL_SECONDS,
+    config,
   };
 }
 
@@ -117,6 +119,7 @@ export function registerPolicyCommands(program: Command): void {
   policy
     .command('check')
     .argument('[dir]', 'policy directory')
+    .option('--policies <dir>', 'policy directory (same as DIR)')
     .option('--config <file>', 'broker configuration (for `policies` and `maxTtlSeconds`)')
     .description('validate every policy file; exit 1 with file:line:col: message per problem')
     .action(async (dir: string | undefined, options: PolicyOptions) => {
@@ -131,6 +134,7 @@ export function registerPolicyCommands(program: Command): void {
   policy
     .command('test')
     .argument('[dir]', 'policy directory; cases in DIR/tests/')
+    .option('--policies <dir>', 'policy directory (same as DIR)')
     .option('--config <file>', 'broker configuration (for `policies` and `maxTtlSeconds`)')
     .description('run the policy test cases; exit 1 on any mismatch')
     .action(async (dir: string | undefined, options: PolicyOptions) => {
@@ -217,31 +221,55 @@ export function registerPolicyCommands(program: Command): void {
     .command('compile')
     .option('--policies <dir>', 'policy directory')
     .option('--config <file>', 'broker configuration')
-    .option('--apply', 'write the policy to OpenBao (BAO_ADDR and BAO_TOKEN of an admin)')
-    .option('--name <name>', 'ACL policy name in OpenBao', 'zsb-broker')
-    .description("print the least-privilege OpenBao ACL policy for the broker's own token")
+    .option('--apply', 'write everything to OpenBao (BAO_ADDR and BAO_TOKEN of an admin)')
+    .option('--name <name>', "ACL policy name of the broker's own token", 'zsb-broker')
+    .description(
+      'print the least-privilege OpenBao set-up for the broker: its policy, the build-token policy and role',
+    )
     .action(async (options: PolicyOptions & { apply?: boolean; name: string }) => {
       const s = settings(undefined, options);
       const set = await loadOrReport(s.dir, s.maxTtlSeconds);
       if (set === undefined) return;
-      const hcl = compileAclPolicy(set);
+      const openbao = s.config?.openbao;
+      const compileOptions = {
+        stateMount: openbao?.stateMount ?? DEFAULT_COMPILE_OPTIONS.stateMount,
+        statePrefix: openbao?.statePrefix ?? DEFAULT_COMPILE_OPTIONS.statePrefix,
+        buildTokenRole: openbao?.buildTokenRole ?? DEFAULT_COMPILE_OPTIONS.buildTokenRole,
+        buildPolicy: openbao?.buildPolicy ?? DEFAULT_COMPILE_OPTIONS.buildPolicy,
+        maxTtlSeconds: s.maxTtlSeconds,
+      };
+      const setup = compileOpenBaoSetup(set, compileOptions);
       if (!options.apply) {
-        process.stdout.write(hcl);
+        process.stdout.write(
+          [
+            `# ---- ACL policy '${options.name}' (the broker's own token) ----`,
+            setup.brokerPolicy,
+            `# ---- ACL policy '${compileOptions.buildPolicy}' (per-build tokens) ----`,
+            setup.buildPolicy,
+            `# ---- token role '${compileOptions.buildTokenRole}' (auth/token/roles/${compileOptions.buildTokenRole}) ----`,
+            `${JSON.stringify(setup.buildTokenRole, null, 2)}\n`,
+          ].join('\n'),
+        );
         return;
       }
       const address = process.env.BAO_ADDR ?? process.env.VAULT_ADDR;
       const token = process.env.BAO_TOKEN ?? process.env.VAULT_TOKEN;
-      if (!address || !token)
+      if (!address || !token) {
         throw new Error(
-          '--apply needs BAO_ADDR and BAO_TOKEN (an admin allowed to write sys/policies/acl)',
+          '--apply needs BAO_ADDR and BAO_TOKEN (an admin allowed to write sys/policies/acl and auth/token/roles)',
         );
+      }
       const client = createOpenBaoClient({
         addresses: [address],
         timeoutMs: 10000,
         maxConnections: 1,
         token: () => token,
       });
-      await client.putAclPolicy(options.name, hcl);
-      process.stdout.write(`wrote ACL policy ${options.name} to ${address}\n`);
+      await client.putAclPolicy(options.name, setup.brokerPolicy);
+      await client.putAclPolicy(compileOptions.buildPolicy, setup.buildPolicy);
+      await client.putTokenRole(compileOptions.buildTokenRole, { ...setup.buildTokenRole });
+      process.stdout.write(
+        `wrote ACL policy ${options.name}, ACL policy ${compileOptions.buildPolicy} and token role ${compileOptions.buildTokenRole} to ${address}\n`,
+      );
     });
 }

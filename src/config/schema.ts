@@ -108,6 +108,9 @@ export const ConfigSchema = z
         /** KV v2 mount and prefix where the broker keeps its own state. */
         stateMount: z.string().default('secret'),
         statePrefix: z.string().default('zsb'),
+        /** Token role that creates per-build tokens, and the ACL policy they carry. */
+        buildTokenRole: z.string().min(1).default('zsb-build'),
+        buildPolicy: z.string().min(1).default('zsb-build'),
         namespace: z.string().optional(),
       })
       .strict()

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from 'pino';
+import type { DynamicDeps } from '../broker/dynamic.js';
 import type { PolicySource } from '../broker/policy-store.js';
 import type { TokenVerifier } from '../identity/types.js';
 import type { HealthProbe, KvReader, TokenAdmin } from '../openbao/interface.js';
@@ -25,6 +26,8 @@ export interface AppDeps {
   readonly limits: { readonly maxBodyBytes: number; readonly maxTokenBytes: number };
   readonly wrapTtlSeconds: number;
   readonly now?: () => number;
+  /** Dynamic secrets and the build ledger; without it, only KV secrets are served. */
+  readonly dynamic?: DynamicDeps;
 }
 
 /** Known routes and their methods: anything else on them is 405, elsewhere 404. */
@@ -32,6 +35,7 @@ const ROUTES: ReadonlyArray<readonly [string, readonly string[]]> = [
   ['/v1/fetch', ['POST']],
   ['/v1/secrets/:name', ['GET']],
   ['/v1/whoami', ['GET']],
+  ['/v1/revoke', ['POST']],
   ['/healthz', ['GET']],
   ['/readyz', ['GET']],
   ['/metrics', ['GET']],

@@ -9,7 +9,14 @@ import http from 'node:http';
 import https from 'node:https';
 import nodeVault from 'node-vault';
 import { kindForStatus, OpenBaoError } from './errors.js';
-import type { KvEntry, OpenBao, OpenBaoHealth, WrappedResponse } from './interface.js';
+import type {
+  DynamicIssuer,
+  Issued,
+  KvEntry,
+  OpenBao,
+  OpenBaoHealth,
+  WrappedResponse,
+} from './interface.js';
 import { apiPath, splitSegments } from './paths.js';
 
 export interface OpenBaoClientOptions {
@@ -40,6 +47,8 @@ export interface CreatedToken {
 /** Calls used by the playground, the CLI and operators' tooling, not by job requests. */
 export interface OpenBaoAdmin {
   putAclPolicy(name: string, hcl: string): Promise<void>;
+  /** Writes a token role (`auth/token/roles/:name`). */
+  putTokenRole(name: string, role: Readonly<Record<string, unknown>>): Promise<void>;
   createToken(request: TokenCreateRequest): Promise<CreatedToken>;
   appRoleLogin(mount: string, roleId: string, secretId: string): Promise<CreatedToken>;
 }
@@ -54,6 +63,8 @@ interface RawCall {
   readonly idempotent: boolean;
   /** Send no token (login calls). */
   readonly anonymous?: boolean;
+  /** Send this token instead of the broker's own (calls made as a build token). */
+  readonly token?: string;
 }
 
 type Json = Record<string, unknown>;
@@ -88,7 +99,9 @@ function classify(operation: string, error: unknown): OpenBaoError {
   return new OpenBaoError(operation, 'upstream', 0);
 }
 
-export function createOpenBaoClient(options: OpenBaoClientOptions): OpenBao & OpenBaoAdmin {
+export function createOpenBaoClient(
+  options: OpenBaoClientOptions,
+): OpenBao & OpenBaoAdmin & DynamicIssuer {
   if (options.addresses.length === 0) throw new Error('at least one OpenBao address is required');
   const agentOptions = { keepAlive: true, maxSockets: options.maxConnections, maxFreeSockets: 16 };
   const httpAgent = new http.Agent(agentOptions);
@@ -105,7 +118,7 @@ export function createOpenBaoClient(options: OpenBaoClientOptions): OpenBao & Op
 
   async function call(raw: RawCall): Promise<unknown> {
     const headers: Record<string, string> = { ...raw.headers };
-    if (!raw.anonymous) headers['X-Vault-Token'] = options.token();
+    if (!raw.anonymous) headers['X-Vault-Token'] = raw.token ?? options.token();
     if (options.namespace) headers['X-Vault-Namespace'] = options.namespace;
     const attempts = raw.idempotent ? clients.length : 1;
     let lastError: OpenBaoError | undefined;
@@ -168,7 +181,111 @@ export function createOpenBaoClient(options: OpenBaoClientOptions): OpenBao & Op
     };
   }
 
+  const wrapHeader = (wrapTtlSeconds: number | undefined): Record<string, string> =>
+    wrapTtlSeconds === undefined ? {} : { 'X-Vault-Wrap-TTL': `${Math.trunc(wrapTtlSeconds)}s` };
+
+  /** The data (or wrapping) and lease of an issuing call's answer. */
+  function issuedFrom(operation: string, body: unknown, wrapped: boolean): Issued {
+    if (wrapped) return { wrapped: true, wrap: parseWrap(operation, body) };
+    if (!isObject(body)) throw new OpenBaoError(operation, 'upstream', 200);
+    const data = isObject(body.data) ? body.data : undefined;
+    const leaseId = typeof body.lease_id === 'string' ? body.lease_id : '';
+    const lease =
+      leaseId === ''
+        ? null
+        : {
+            id: leaseId,
+            ttlSeconds: typeof body.lease_duration === 'number' ? body.lease_duration : 0,
+            renewable: body.renewable === true,
+          };
+    if (data !== undefined) return { wrapped: false, data, lease };
+    // Token creation answers in `auth`, not `data`.
+    const auth = parseAuth(operation, body);
+    const policies =
+      isObject(body.auth) && Array.isArray(body.auth.policies) ? body.auth.policies : [];
+    return {
+      wrapped: false,
+      data: { token: auth.token, accessor: auth.accessor, policies },
+      lease: null,
+    };
+  }
+
   return {
+    async createBuildToken(role, policies, ttlSeconds) {
+      const body = await call({
+        operation: 'build token create',
+        method: 'POST',
+        path: apiPath('auth', 'token', 'create', role),
+        json: { policies, ttl: `${Math.trunc(ttlSeconds)}s`, renewable: false },
+        idempotent: false,
+      });
+      const created = parseAuth('build token create', body);
+      return { token: created.token, accessor: created.accessor, ttlSeconds: created.ttlSeconds };
+    },
+
+    async databaseCreds(buildToken, mount, role, wrapTtlSeconds) {
+      const body = await call({
+        operation: 'database creds',
+        method: 'GET',
+        path: apiPath(mount, 'creds', role),
+        headers: wrapHeader(wrapTtlSeconds),
+        token: buildToken,
+        idempotent: false,
+      });
+      return issuedFrom('database creds', body, wrapTtlSeconds !== undefined);
+    },
+
+    async pkiIssue(buildToken, mount, role, commonName, ttlSeconds, wrapTtlSeconds) {
+      const body = await call({
+        operation: 'pki issue',
+        method: 'POST',
+        path: apiPath(mount, 'issue', role),
+        json: { common_name: commonName, ttl: `${Math.trunc(ttlSeconds)}s` },
+        headers: wrapHeader(wrapTtlSeconds),
+        token: buildToken,
+        idempotent: false,
+      });
+      return issuedFrom('pki issue', body, wrapTtlSeconds !== undefined);
+    },
+
+    async childToken(buildToken, policies, ttlSeconds, wrapTtlSeconds) {
+      const body = await call({
+        operation: 'token create',
+        method: 'POST',
+        path: '/auth/token/create',
+        json: {
+          policies,
+          ttl: `${Math.trunc(ttlSeconds)}s`,
+          no_default_policy: false,
+          renewable: false,
+        },
+        headers: wrapHeader(wrapTtlSeconds),
+        token: buildToken,
+        idempotent: false,
+      });
+      return issuedFrom('token create', body, wrapTtlSeconds !== undefined);
+    },
+
+    async pkiRevoke(mount, serialNumber) {
+      await call({
+        operation: 'pki revoke',
+        method: 'POST',
+        path: apiPath(mount, 'revoke'),
+        json: { serial_number: serialNumber },
+        idempotent: true,
+      });
+    },
+
+    async revokeLease(leaseId) {
+      await call({
+        operation: 'lease revoke',
+        method: 'POST',
+        path: '/sys/leases/revoke',
+        json: { lease_id: leaseId },
+        idempotent: true,
+      });
+    },
+
     async kvRead(mount, path, readOptions): Promise<KvEntry | null> {
       const query =
         readOptions?.version === undefined ? '' : `?version=${Math.trunc(readOptions.version)}`;
@@ -205,6 +322,18 @@ export function createOpenBaoClient(options: OpenBaoClientOptions): OpenBao & Op
         idempotent: false,
       });
       return parseWrap('kv read (wrapped)', body);
+    },
+
+    async wrapData(data, wrapTtlSeconds) {
+      const body = await call({
+        operation: 'wrap',
+        method: 'POST',
+        path: '/sys/wrapping/wrap',
+        json: data,
+        headers: wrapHeader(wrapTtlSeconds),
+        idempotent: false,
+      });
+      return parseWrap('wrap', body);
     },
 
     async kvWrite(mount, path, data, writeOptions) {
@@ -263,6 +392,16 @@ export function createOpenBaoClient(options: OpenBaoClientOptions): OpenBao & Op
         method: 'PUT',
         path: apiPath('sys', 'policies', 'acl', name),
         json: { policy: hcl },
+        idempotent: true,
+      });
+    },
+
+    async putTokenRole(name, role) {
+      await call({
+        operation: 'token role write',
+        method: 'POST',
+        path: apiPath('auth', 'token', 'roles', name),
+        json: role,
         idempotent: true,
       });
     },

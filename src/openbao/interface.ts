@@ -26,6 +26,11 @@ export interface KvReader {
   kvRead(mount: string, path: string, options?: { version?: number }): Promise<KvEntry | null>;
   /** The same read, response-wrapped by OpenBao for `wrapTtlSeconds`. */
   kvReadWrapped(mount: string, path: string, wrapTtlSeconds: number): Promise<WrappedResponse>;
+  /** Wraps data the broker holds (`sys/wrapping/wrap`), e.g. selected keys of an entry. */
+  wrapData(
+    data: Readonly<Record<string, unknown>>,
+    wrapTtlSeconds: number,
+  ): Promise<WrappedResponse>;
 }
 
 export interface KvWriter {
@@ -48,3 +53,64 @@ export interface HealthProbe {
 }
 
 export type OpenBao = KvReader & KvWriter & TokenAdmin & HealthProbe;
+
+/** A lease (or a token) as OpenBao reports it. */
+export interface IssuedLease {
+  readonly id: string;
+  readonly ttlSeconds: number;
+  readonly renewable: boolean;
+}
+
+/** What a dynamic issuance returned: the data for the job, or a wrapping of it. */
+export type Issued =
+  | {
+      readonly wrapped: false;
+      readonly data: Readonly<Record<string, unknown>>;
+      readonly lease: IssuedLease | null;
+    }
+  | { readonly wrapped: true; readonly wrap: WrappedResponse };
+
+export interface BuildToken {
+  /** The per-build token: secret, kept in memory only. */
+  readonly token: string;
+  readonly accessor: string;
+  readonly ttlSeconds: number;
+}
+
+/**
+ * Dynamic issuance. Every issuing call runs with the per-build token, so that revoking
+ * that token revokes every lease and child token of the build. None of these calls is
+ * ever repeated by the client: a timed-out create may have succeeded.
+ */
+export interface DynamicIssuer {
+  /** An orphan token from the broker's token role, limited to `policies`. */
+  createBuildToken(
+    role: string,
+    policies: readonly string[],
+    ttlSeconds: number,
+  ): Promise<BuildToken>;
+  databaseCreds(
+    buildToken: string,
+    mount: string,
+    role: string,
+    wrapTtlSeconds?: number,
+  ): Promise<Issued>;
+  pkiIssue(
+    buildToken: string,
+    mount: string,
+    role: string,
+    commonName: string,
+    ttlSeconds: number,
+    wrapTtlSeconds?: number,
+  ): Promise<Issued>;
+  /** A child of the build token with exactly `policies`. */
+  childToken(
+    buildToken: string,
+    policies: readonly string[],
+    ttlSeconds: number,
+    wrapTtlSeconds?: number,
+  ): Promise<Issued>;
+  pkiRevoke(mount: string, serialNumber: string): Promise<void>;
+  /** Revokes one lease (`sys/leases/revoke`). */
+  revokeLease(leaseId: string): Promise<void>;
+}

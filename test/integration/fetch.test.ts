@@ -33,6 +33,8 @@ secrets:
     kv: { mount: secret, path: not-${prefix}/forbidden }
   other-tenant-secret:
     kv: { mount: secret, path: ${prefix}/other/secret }
+  picked-keys:
+    kv: { mount: secret, path: ${prefix}/picked, keys: [wanted] }
 grants:
   - name: compliance-checks
     match:
@@ -41,7 +43,7 @@ grants:
       secret: openbao-id
       pipeline: [post, periodic-daily]
       job: "scs-compliance-*"
-    allow: [compliance-clouds, project-deploy-key, missing-entry, outside-broker-acl]
+    allow: [compliance-clouds, project-deploy-key, missing-entry, outside-broker-acl, picked-keys]
     ttl: 15m
   - name: other
     match: { tenant: other }
@@ -67,6 +69,7 @@ beforeAll(async () => {
     { key: 'deploy' },
   );
   await bao.admin.kvWrite('secret', `${prefix}/other/secret`, { x: 'y' });
+  await bao.admin.kvWrite('secret', `${prefix}/picked`, { wanted: 'w', unwanted: 'u' });
   await bao.admin.kvWrite('secret', `not-${prefix}/forbidden`, { x: 'z' });
   await bao.admin.putAclPolicy(
     `zsb-${prefix}`,
@@ -156,6 +159,22 @@ describe('a Zuul job fetching from a real OpenBao', () => {
     expect(second.status).toBe(400);
   });
 
+  it('wraps only the listed keys of an entry', async () => {
+    const res = await call('POST', '/v1/fetch', issuer.mint(), {
+      secrets: ['picked-keys'],
+      wrap: true,
+    });
+    expect(res.status).toBe(200);
+    const entry = (res.body.secrets as Record<string, { wrapped: { token: string } }>)[
+      'picked-keys'
+    ];
+    const unwrapped = await baoRequest(bao.address, 'POST', 'sys/wrapping/unwrap', {
+      token: entry?.wrapped.token ?? '',
+    });
+    expect(unwrapped.status).toBe(200);
+    expect(unwrapped.body.data).toEqual({ wanted: 'w' });
+  });
+
   it('maps a granted but missing entry to 502, and a path outside its own ACL to 502', async () => {
     const missing = await call('POST', '/v1/fetch', issuer.mint(), { secrets: ['missing-entry'] });
     expect(missing.status).toBe(502);
@@ -172,6 +191,7 @@ describe('a Zuul job fetching from a real OpenBao', () => {
       'compliance-clouds',
       'missing-entry',
       'outside-broker-acl',
+      'picked-keys',
       'project-deploy-key',
     ]);
     const ready = await fetch(`${broker.url}/readyz`);

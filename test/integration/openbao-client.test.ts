@@ -106,3 +106,22 @@ describe('OpenBao adapter', () => {
     expect(await failover.kvRead('secret', `${prefix}/a`)).toMatchObject({ version: 2 });
   });
 });
+
+describe('issuing calls are never repeated', () => {
+  it('does not fail a create over to another address: it may have succeeded', async () => {
+    const twoAddresses = createOpenBaoClient({
+      addresses: ['http://127.0.0.1:9', bao.address],
+      timeoutMs: 2000,
+      maxConnections: 2,
+      token: () => bao.rootToken,
+    });
+    await expect(
+      twoAddresses.createBuildToken('no-such-role', ['default'], 60),
+    ).rejects.toMatchObject({
+      kind: 'unavailable',
+    });
+    await expect(twoAddresses.kvReadWrapped('secret', `${prefix}/a`, 30)).rejects.toMatchObject({
+      kind: 'unavailable',
+    });
+  });
+});

@@ -52,6 +52,20 @@ export class FakeOpenBao implements OpenBao {
     };
   }
 
+  async wrapData(
+    _data: Readonly<Record<string, unknown>>,
+    wrapTtlSeconds: number,
+  ): Promise<WrappedResponse> {
+    this.calls.push('wrapData');
+    this.#wrapCounter++;
+    return {
+      token: `wrap-token-${this.#wrapCounter}`,
+      accessor: `wrap-accessor-${this.#wrapCounter}`,
+      ttlSeconds: wrapTtlSeconds,
+      creationTime: new Date(0).toISOString(),
+    };
+  }
+
   async kvWrite(
     mount: string,
     path: string,

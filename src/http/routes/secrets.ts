@@ -3,6 +3,7 @@ import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import type { BrokerFailure } from '../../broker/failure.js';
 import { fetchSecrets, loggableNames } from '../../broker/fetch.js';
+import { revokeBuild } from '../../broker/revoke.js';
 import { whoami } from '../../broker/whoami.js';
 import { NAME_PATTERN } from '../../policy/load.js';
 import type { AppDeps } from '../app.js';
@@ -78,6 +79,7 @@ function fetchDeps(deps: AppDeps) {
     openbao: deps.openbao,
     wrapTtlSeconds: deps.wrapTtlSeconds,
     ...(deps.now ? { now: deps.now } : {}),
+    ...(deps.dynamic ? { dynamic: deps.dynamic } : {}),
   };
 }
 
@@ -144,6 +146,21 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     if (entry === undefined)
       return respondProblem(c, 'internal', `internal error (request id ${c.get('requestId')})`);
     return c.json(entry, 200, NO_STORE);
+  });
+
+  app.post('/v1/revoke', auth, async (c) => {
+    // No body, or an empty JSON object: nothing else is accepted.
+    const text = (await c.req.text()).trim();
+    if (text !== '' && text !== '{}') {
+      return respondProblem(c, 'invalid_request', 'POST /v1/revoke takes no body or {}');
+    }
+    const identity = c.get('identity');
+    if (identity === undefined) return unauthenticated(c, 'no identity');
+    if (deps.dynamic === undefined) return c.json({ build: identity.build, revoked: 0 });
+    const result = await revokeBuild(deps.dynamic, identity);
+    if (!result.ok) return fromFailure(c, result.failure);
+    c.get('log').outcome = `revoked ${result.value.revoked}`;
+    return c.json(result.value, 200, NO_STORE);
   });
 
   app.get('/v1/whoami', auth, (c) => {

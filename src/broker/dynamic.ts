@@ -1,0 +1,226 @@
+/**
+ * Issuing dynamic secrets (database credentials, certificates, OpenBao tokens) for one
+ * build. Everything is issued under a per-build orphan token whose TTL is the grant's
+ * TTL; its accessor is written to the build's ledger before it issues anything, so the
+ * build can be revoked from any broker instance, and OpenBao expires it all if nobody does.
+ */
+import { LRUCache } from 'lru-cache';
+import type { LeaseLedger } from '../leases/ledger.js';
+import type { BuildToken, DynamicIssuer, Issued, TokenAdmin } from '../openbao/interface.js';
+import { UnsafePathError } from '../openbao/paths.js';
+import { renderCommonName } from '../policy/paths.js';
+import type { PolicySubject, SecretGrantDecision } from '../policy/types.js';
+import type { DeliveredSecret } from './delivered.js';
+
+export interface DynamicDeps {
+  readonly openbao: DynamicIssuer & TokenAdmin;
+  readonly ledger: LeaseLedger;
+  /** The OpenBao token role that creates build tokens (see `zsb policy compile`). */
+  readonly buildTokenRole: string;
+  /** The ACL policy every build token carries (read creds, issue certificates). */
+  readonly buildPolicy: string;
+  readonly cache: BuildTokenCache;
+  readonly now: () => number;
+}
+
+interface CachedBuildToken extends BuildToken {
+  readonly expiresAtMs: number;
+  readonly policiesKey: string;
+}
+
+export type BuildTokenCache = LRUCache<string, CachedBuildToken>;
+
+/** Bounded: at most this many builds' tokens are kept, each only for its own lifetime. */
+export function createBuildTokenCache(max = 10000): BuildTokenCache {
+  return new LRUCache<string, CachedBuildToken>({ max });
+}
+
+/** Something this request created that must be undone if the request fails. */
+export type Undo =
+  | { readonly kind: 'lease'; readonly id: string }
+  | { readonly kind: 'accessor'; readonly accessor: string }
+  | { readonly kind: 'certificate'; readonly mount: string; readonly serial: string };
+
+export interface DynamicDelivery {
+  readonly entry: DeliveredSecret;
+  readonly undo: readonly Undo[];
+  readonly certificate?: {
+    readonly mount: string;
+    readonly serial: string;
+    readonly expiresAt: string;
+  };
+}
+
+export class BuildSession {
+  private constructor(
+    private readonly deps: DynamicDeps,
+    readonly buildToken: CachedBuildToken,
+    /** Created by this request (not reused): revoke it too if the request fails. */
+    readonly fresh: boolean,
+  ) {}
+
+  /**
+   * The build's token for this TTL and these policies: reused from an earlier request of
+   * the same build when it was created with the same TTL (so leases stay bounded by the
+   * grant) and has at least half its life left; otherwise created and recorded first.
+   */
+  static async open(
+    deps: DynamicDeps,
+    build: string,
+    ttlSeconds: number,
+    tokenPolicies: readonly string[],
+  ): Promise<BuildSession> {
+    const policies = [...new Set([deps.buildPolicy, ...tokenPolicies])].sort();
+    const policiesKey = `${ttlSeconds}|${policies.join(',')}`;
+    const cached = deps.cache.get(build);
+    const now = deps.now();
+    if (
+      cached &&
+      cached.policiesKey === policiesKey &&
+      cached.expiresAtMs - now >= (ttlSeconds * 1000) / 2
+    ) {
+      return new BuildSession(deps, cached, false);
+    }
+    const created = await deps.openbao.createBuildToken(deps.buildTokenRole, policies, ttlSeconds);
+    const expiresAtMs = now + created.ttlSeconds * 1000;
+    try {
+      await deps.ledger.append(build, [
+        {
+          kind: 'build-token',
+          accessor: created.accessor,
+          expiresAt: new Date(expiresAtMs).toISOString(),
+        },
+      ]);
+    } catch (error) {
+      // Unrecorded, it must not issue anything: revoke it (it holds nothing yet).
+      await deps.openbao.revokeAccessor(created.accessor).catch(() => undefined);
+      throw error;
+    }
+    const token: CachedBuildToken = { ...created, expiresAtMs, policiesKey };
+    deps.cache.set(build, token, { ttl: created.ttlSeconds * 1000 });
+    return new BuildSession(deps, token, true);
+  }
+
+  private expiresAt(leaseSeconds: number | undefined): { ttl: number; at: string } {
+    const now = this.deps.now();
+    const end = Math.min(
+      this.buildToken.expiresAtMs,
+      leaseSeconds === undefined ? Number.POSITIVE_INFINITY : now + leaseSeconds * 1000,
+    );
+    return { ttl: Math.max(0, Math.floor((end - now) / 1000)), at: new Date(end).toISOString() };
+  }
+
+  private wrappedEntry(issued: Extract<Issued, { wrapped: true }>): DynamicDelivery {
+    const now = this.deps.now();
+    return {
+      entry: {
+        wrapped: {
+          token: issued.wrap.token,
+          ttl: issued.wrap.ttlSeconds,
+          expiresAt: new Date(now + issued.wrap.ttlSeconds * 1000).toISOString(),
+        },
+      },
+      undo: [{ kind: 'accessor', accessor: issued.wrap.accessor }],
+    };
+  }
+
+  async issue(
+    subject: PolicySubject,
+    granted: SecretGrantDecision,
+    wrapTtlSeconds: number | undefined,
+  ): Promise<DynamicDelivery> {
+    const source = granted.secret.source;
+    const token = this.buildToken.token;
+    const issuer = this.deps.openbao;
+    switch (source.kind) {
+      case 'database': {
+        const issued = await issuer.databaseCreds(token, source.mount, source.role, wrapTtlSeconds);
+        if (issued.wrapped) return this.wrappedEntry(issued);
+        const { ttl, at } = this.expiresAt(issued.lease?.ttlSeconds);
+        return {
+          entry: {
+            data: issued.data,
+            version: null,
+            lease: issued.lease
+              ? { id: issued.lease.id, ttl, renewable: issued.lease.renewable }
+              : null,
+            expiresAt: at,
+          },
+          undo: issued.lease ? [{ kind: 'lease', id: issued.lease.id }] : [],
+        };
+      }
+      case 'pki': {
+        const name = renderCommonName(source.commonName, subject);
+        if (!name.ok) throw new UnsafePathError(name.reason);
+        const issued = await issuer.pkiIssue(
+          token,
+          source.mount,
+          source.role,
+          name.name,
+          granted.ttlSeconds,
+          wrapTtlSeconds,
+        );
+        if (issued.wrapped) return this.wrappedEntry(issued);
+        const serial =
+          typeof issued.data.serial_number === 'string' ? issued.data.serial_number : '';
+        const expiration =
+          typeof issued.data.expiration === 'number' ? issued.data.expiration * 1000 : undefined;
+        const expiresAt = new Date(
+          expiration ?? this.deps.now() + granted.ttlSeconds * 1000,
+        ).toISOString();
+        return {
+          entry: {
+            data: issued.data,
+            version: null,
+            lease: issued.lease
+              ? {
+                  id: issued.lease.id,
+                  ttl: this.expiresAt(issued.lease.ttlSeconds).ttl,
+                  renewable: issued.lease.renewable,
+                }
+              : null,
+            expiresAt,
+          },
+          undo: [
+            ...(serial ? [{ kind: 'certificate' as const, mount: source.mount, serial }] : []),
+            ...(issued.lease ? [{ kind: 'lease' as const, id: issued.lease.id }] : []),
+          ],
+          ...(serial ? { certificate: { mount: source.mount, serial, expiresAt } } : {}),
+        };
+      }
+      case 'token': {
+        const issued = await issuer.childToken(
+          token,
+          source.policies,
+          granted.ttlSeconds,
+          wrapTtlSeconds,
+        );
+        if (issued.wrapped) return this.wrappedEntry(issued);
+        const accessor = typeof issued.data.accessor === 'string' ? issued.data.accessor : '';
+        const { at } = this.expiresAt(granted.ttlSeconds);
+        return {
+          entry: { data: issued.data, version: null, lease: null, expiresAt: at },
+          undo: accessor ? [{ kind: 'accessor', accessor }] : [],
+        };
+      }
+      default:
+        throw new Error(`kind ${source.kind} is not dynamic`);
+    }
+  }
+
+  /** Undoes what a failed request created; the build token too when it is this request's. */
+  async rollback(undo: readonly Undo[]): Promise<void> {
+    const issuer = this.deps.openbao;
+    await Promise.allSettled(
+      undo.map((u) => {
+        if (u.kind === 'lease') return issuer.revokeLease(u.id);
+        if (u.kind === 'accessor') return issuer.revokeAccessor(u.accessor);
+        return issuer.pkiRevoke(u.mount, u.serial);
+      }),
+    );
+    if (this.fresh) {
+      // Also covers a create that timed out but may have succeeded under this token.
+      await issuer.revokeAccessor(this.buildToken.accessor).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * Dynamic secrets against a real OpenBao and this machine's PostgreSQL: database
+ * credentials, certificates and OpenBao tokens issued under a per-build token, recorded
+ * in the build ledger, revoked by POST /v1/revoke, expired by their TTL, isolated per build.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
+import { createLogger, type RunningBroker, startBroker } from '../../src/main.js';
+import { LogCapture } from '../support/app.js';
+import {
+  canLogin,
+  type DynamicFixture,
+  roleExists,
+  setUpDynamic,
+} from '../support/dynamic-setup.js';
+import { baoRequest, realOpenBao, uniquePrefix } from '../support/real-openbao.js';
+
+const AUDIENCE = 'https://secrets.example.org';
+const bao = realOpenBao();
+let fixture: DynamicFixture;
+let dir: string;
+let issuer: ZuulIssuer;
+let broker: RunningBroker;
+const logs = new LogCapture();
+
+interface Entry {
+  data: Record<string, string>;
+  lease: { id: string; ttl: number; renewable: boolean } | null;
+  expiresAt: string;
+  wrapped?: { token: string };
+}
+
+async function call(method: string, route: string, token: string, body?: unknown) {
+  const res = await fetch(`${broker.url}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+async function fetchSecrets(token: string, secrets: string[], wrap = false) {
+  const res = await call('POST', '/v1/fetch', token, { secrets, wrap });
+  if (res.status !== 200) throw new Error(`fetch ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body.secrets as Record<string, Entry>;
+}
+
+async function until(predicate: () => Promise<boolean>, timeoutMs = 20000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await predicate()) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error('condition not reached in time');
+}
+
+beforeAll(async () => {
+  const prefix = uniquePrefix('dyn');
+  fixture = await setUpDynamic(prefix, '15m');
+  dir = await mkdtemp(path.join(tmpdir(), 'zsb-dyn-'));
+  await writeFile(path.join(dir, 'policies.yaml'), fixture.policyYaml);
+  const token = await bao.admin.createToken({
+    policies: [fixture.brokerPolicy],
+    ttlSeconds: 3600,
+    orphan: true,
+  });
+  await writeFile(path.join(dir, 'token'), token.token, { mode: 0o600 });
+  issuer = await ZuulIssuer.start({ modulusLength: 2048 });
+  broker = await startBroker(
+    parseConfig({
+      listen: { host: '127.0.0.1', port: 0 },
+      issuers: [{ issuer: issuer.issuer, audience: AUDIENCE }],
+      openbao: {
+        address: bao.address,
+        auth: { method: 'token', tokenFile: path.join(dir, 'token') },
+        statePrefix: fixture.statePrefix,
+        buildTokenRole: fixture.buildTokenRole,
+        buildPolicy: fixture.buildPolicy,
+      },
+      policies: dir,
+    }),
+    { logger: createLogger('info', logs) },
+  );
+}, 60000);
+
+afterAll(async () => {
+  await broker?.close();
+  await issuer?.close();
+  await fixture?.cleanup();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('database credentials', () => {
+  it('log in to PostgreSQL, and no longer after POST /v1/revoke', async () => {
+    const token = issuer.mint();
+    const secrets = await fetchSecrets(token, ['status-page-db']);
+    const db = secrets['status-page-db'];
+    expect(db?.data.username).toMatch(/^v-/);
+    expect(db?.lease?.id).toMatch(new RegExp(`^${fixture.dbMount}/creds/ro/`));
+    // Bounded by the grant's 15 minutes, not the role's 1 h.
+    expect(db?.lease?.ttl).toBeLessThanOrEqual(900);
+    expect(Date.parse(db?.expiresAt ?? '')).toBeLessThanOrEqual(Date.now() + 900_000 + 2000);
+    const { username = '', password = '' } = db?.data ?? {};
+    expect(await canLogin(username, password)).toBe(true);
+
+    const revoked = await call(
+      'POST',
+      '/v1/revoke',
+      issuer.mint({
+        'build-uuid': JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString())[
+          'build-uuid'
+        ],
+      }),
+    );
+    expect(revoked.status).toBe(200);
+    expect(revoked.body.revoked).toBeGreaterThanOrEqual(1);
+    await until(async () => !(await roleExists(username)));
+    expect(await canLogin(username, password)).toBe(false);
+    // Idempotent.
+    expect((await call('POST', '/v1/revoke', token)).body).toMatchObject({ revoked: 0 });
+  });
+
+  it("a build's revoke never reaches another build's leases", async () => {
+    const a = issuer.mint({ 'build-uuid': 'a'.repeat(32) });
+    const b = issuer.mint({ 'build-uuid': 'b'.repeat(32) });
+    const credsA = (await fetchSecrets(a, ['status-page-db']))['status-page-db'];
+    const credsB = (await fetchSecrets(b, ['status-page-db']))['status-page-db'];
+    expect((await call('POST', '/v1/revoke', a)).status).toBe(200);
+    await until(async () => !(await roleExists(credsA?.data.username ?? '')));
+    expect(await roleExists(credsB?.data.username ?? '')).toBe(true);
+    expect(await canLogin(credsB?.data.username ?? '', credsB?.data.password ?? '')).toBe(true);
+    await call('POST', '/v1/revoke', b);
+  });
+
+  it('reuses the build token across playbooks of one build, and revoke takes them all', async () => {
+    const build = 'c'.repeat(32);
+    const first = (
+      await fetchSecrets(issuer.mint({ 'build-uuid': build, playbook: 'pre.yaml' }), [
+        'status-page-db',
+      ])
+    )['status-page-db'];
+    const second = (
+      await fetchSecrets(issuer.mint({ 'build-uuid': build, playbook: 'run.yaml' }), [
+        'status-page-db',
+      ])
+    )['status-page-db'];
+    expect(first?.data.username).not.toBe(second?.data.username);
+    const revoked = await call(
+      'POST',
+      '/v1/revoke',
+      issuer.mint({ 'build-uuid': build, playbook: 'cleanup.yaml' }),
+    );
+    expect(revoked.body.revoked).toBe(1);
+    await until(
+      async () =>
+        !(await roleExists(first?.data.username ?? '')) &&
+        !(await roleExists(second?.data.username ?? '')),
+    );
+  });
+
+  it('delivered wrapped, unwrap once at OpenBao and never again', async () => {
+    const token = issuer.mint({ 'build-uuid': 'd'.repeat(32) });
+    const entry = (await fetchSecrets(token, ['status-page-db'], true))['status-page-db'];
+    const wrapToken = entry?.wrapped?.token ?? '';
+    const first = await baoRequest(bao.address, 'POST', 'sys/wrapping/unwrap', {
+      token: wrapToken,
+    });
+    expect(first.status).toBe(200);
+    const creds = first.body.data as { username: string; password: string };
+    expect(await canLogin(creds.username, creds.password)).toBe(true);
+    expect(
+      (await baoRequest(bao.address, 'POST', 'sys/wrapping/unwrap', { token: wrapToken })).status,
+    ).toBe(400);
+    await call('POST', '/v1/revoke', token);
+    await until(async () => !(await roleExists(creds.username)));
+  });
+});
+
+describe('certificates and OpenBao tokens', () => {
+  it('issues a certificate named from the identity and revokes it by serial', async () => {
+    const build = 'e'.repeat(32);
+    const token = issuer.mint({ 'build-uuid': build });
+    const cert = (await fetchSecrets(token, ['ci-cert']))['ci-cert'];
+    expect(cert?.data.certificate).toContain('BEGIN CERTIFICATE');
+    expect(cert?.data.private_key).toContain('PRIVATE KEY');
+    const serial = cert?.data.serial_number ?? '';
+    const before = await baoRequest(bao.address, 'GET', `${fixture.pkiMount}/cert/${serial}`);
+    expect((before.body.data as { revocation_time: number }).revocation_time).toBe(0);
+    const revoked = await call('POST', '/v1/revoke', token);
+    expect(revoked.body.revoked).toBe(2); // the build token and the certificate
+    const after = await baoRequest(bao.address, 'GET', `${fixture.pkiMount}/cert/${serial}`);
+    expect((after.body.data as { revocation_time: number }).revocation_time).toBeGreaterThan(0);
+  });
+
+  it('issues an OpenBao token limited to the listed policies, dead after revoke', async () => {
+    const token = issuer.mint({ 'build-uuid': 'f'.repeat(32) });
+    const entry = (await fetchSecrets(token, ['bao-token']))['bao-token'];
+    const jobToken = entry?.data.token ?? '';
+    const read = await baoRequest(bao.address, 'GET', `secret/data/${fixture.prefix}/e2e`, {
+      token: jobToken,
+    });
+    expect(read.status).toBe(200);
+    const elsewhere = await baoRequest(bao.address, 'GET', `secret/data/${fixture.prefix}/other`, {
+      token: jobToken,
+    });
+    expect(elsewhere.status).toBe(403);
+    await call('POST', '/v1/revoke', token);
+    await until(
+      async () =>
+        (await baoRequest(bao.address, 'GET', 'auth/token/lookup-self', { token: jobToken }))
+          .status === 403,
+    );
+  });
+});
+
+it('never logged credentials, certificates or tokens', () => {
+  const text = logs.text();
+  expect(text).not.toMatch(/BEGIN (CERTIFICATE|EC PRIVATE KEY|PRIVATE KEY)/);
+  expect(text).not.toMatch(/"password"/);
+  expect(text).not.toMatch(/"client_token"|s\.[A-Za-z0-9]{20,}/);
+});

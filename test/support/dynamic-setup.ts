@@ -1,0 +1,199 @@
+/**
+ * Sets up real OpenBao secrets engines for the dynamic-secret tests: a database mount
+ * talking to this machine's PostgreSQL, a PKI mount with a root CA, an ACL policy for
+ * `token` secrets, and the broker's own set-up applied as `zsb policy compile --apply`
+ * would. Names carry the suite's prefix so suites never share state.
+ */
+import pg from 'pg';
+import { compileOpenBaoSetup } from '../../src/policy/compile.js';
+import { formatProblem, parsePolicyFiles } from '../../src/policy/load.js';
+import { baoRequest, realOpenBao } from './real-openbao.js';
+
+export const PG = {
+  host: process.env.PGHOST ?? '127.0.0.1',
+  port: Number(process.env.PGPORT ?? 5432),
+  adminUser: process.env.PGUSER ?? 'postgres',
+};
+
+/** Whether these credentials can log in to PostgreSQL now. */
+export async function canLogin(username: string, password: string): Promise<boolean> {
+  const client = new pg.Client({
+    host: PG.host,
+    port: PG.port,
+    user: username,
+    password,
+    database: 'postgres',
+    connectionTimeoutMillis: 5000,
+  });
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Whether a PostgreSQL role of that name exists (trust auth here ignores passwords). */
+export async function roleExists(username: string): Promise<boolean> {
+  const client = new pg.Client({
+    host: PG.host,
+    port: PG.port,
+    user: PG.adminUser,
+    database: 'postgres',
+  });
+  await client.connect();
+  try {
+    const result = await client.query('select 1 from pg_roles where rolname = $1', [username]);
+    return (result.rowCount ?? 0) > 0;
+  } finally {
+    await client.end();
+  }
+}
+
+async function ok(
+  promise: Promise<{ status: number; body: Record<string, unknown> }>,
+  what: string,
+) {
+  const res = await promise;
+  if (res.status >= 300) throw new Error(`${what}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+export interface DynamicFixture {
+  readonly prefix: string;
+  readonly dbMount: string;
+  readonly pkiMount: string;
+  readonly brokerPolicy: string;
+  readonly buildTokenRole: string;
+  readonly buildPolicy: string;
+  readonly statePrefix: string;
+  readonly e2ePolicy: string;
+  /** Policy file text for the suite. */
+  readonly policyYaml: string;
+  cleanup(): Promise<void>;
+}
+
+export async function setUpDynamic(prefix: string, grantTtl: string): Promise<DynamicFixture> {
+  const bao = realOpenBao();
+  const root = { token: bao.rootToken };
+  const dbMount = `db-${prefix}`;
+  const pkiMount = `pki-${prefix}`;
+  const e2ePolicy = `e2e-${prefix}`;
+  await ok(
+    baoRequest(bao.address, 'POST', `sys/mounts/${dbMount}`, {
+      ...root,
+      body: { type: 'database' },
+    }),
+    'mount db',
+  );
+  await ok(
+    baoRequest(bao.address, 'POST', `${dbMount}/config/pg`, {
+      ...root,
+      body: {
+        plugin_name: 'postgresql-database-plugin',
+        connection_url: `postgresql://{{username}}:{{password}}@${PG.host}:${PG.port}/postgres?sslmode=disable`,
+        username: PG.adminUser,
+        password: 'unused-with-trust-auth',
+        allowed_roles: '*',
+      },
+    }),
+    'db config',
+  );
+  await ok(
+    baoRequest(bao.address, 'POST', `${dbMount}/roles/ro`, {
+      ...root,
+      body: {
+        db_name: 'pg',
+        creation_statements: [
+          `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
+        ],
+        revocation_statements: ['DROP ROLE IF EXISTS "{{name}}";'],
+        default_ttl: '1h',
+        max_ttl: '2h',
+      },
+    }),
+    'db role',
+  );
+  await ok(
+    baoRequest(bao.address, 'POST', `sys/mounts/${pkiMount}`, {
+      ...root,
+      body: { type: 'pki', config: { max_lease_ttl: '24h' } },
+    }),
+    'mount pki',
+  );
+  await ok(
+    baoRequest(bao.address, 'POST', `${pkiMount}/root/generate/internal`, {
+      ...root,
+      body: { common_name: 'zsb test CA', ttl: '24h' },
+    }),
+    'pki root',
+  );
+  await ok(
+    baoRequest(bao.address, 'POST', `${pkiMount}/roles/zuul-ci`, {
+      ...root,
+      body: {
+        allowed_domains: 'ci.example.org',
+        allow_subdomains: true,
+        max_ttl: '2h',
+        key_type: 'ec',
+        key_bits: 256,
+      },
+    }),
+    'pki role',
+  );
+  await bao.admin.putAclPolicy(
+    e2ePolicy,
+    `path "secret/data/${prefix}/e2e" { capabilities = ["read"] }\n`,
+  );
+  await bao.admin.kvWrite('secret', `${prefix}/e2e`, { marker: 'e2e' });
+
+  const policyYaml = `
+secrets:
+  status-page-db:
+    database: { mount: ${dbMount}, role: ro }
+  ci-cert:
+    pki: { mount: ${pkiMount}, role: zuul-ci, commonName: "{build}.ci.example.org" }
+  bao-token:
+    token: { policies: [${e2ePolicy}] }
+grants:
+  - name: dynamic
+    match: { tenant: scs, pipeline: periodic-daily }
+    allow: [status-page-db, ci-cert, bao-token]
+    ttl: ${grantTtl}
+`;
+  const loaded = parsePolicyFiles([{ name: 'dynamic.yaml', text: policyYaml }], {
+    maxTtlSeconds: 3600,
+  });
+  if (!loaded.ok) throw new Error(loaded.problems.map(formatProblem).join('\n'));
+  const names = {
+    stateMount: 'secret',
+    statePrefix: `zsb-${prefix}`,
+    buildTokenRole: `build-${prefix}`,
+    buildPolicy: `build-${prefix}`,
+    maxTtlSeconds: 3600,
+  };
+  const setup = compileOpenBaoSetup(loaded.set, names);
+  const brokerPolicy = `broker-${prefix}`;
+  await bao.admin.putAclPolicy(brokerPolicy, setup.brokerPolicy);
+  await bao.admin.putAclPolicy(names.buildPolicy, setup.buildPolicy);
+  await bao.admin.putTokenRole(names.buildTokenRole, { ...setup.buildTokenRole });
+
+  return {
+    prefix,
+    dbMount,
+    pkiMount,
+    brokerPolicy,
+    buildTokenRole: names.buildTokenRole,
+    buildPolicy: names.buildPolicy,
+    statePrefix: names.statePrefix,
+    e2ePolicy,
+    policyYaml,
+    async cleanup() {
+      // Drop every database role this suite's leases created, whatever the tests left.
+      await baoRequest(bao.address, 'POST', `sys/leases/revoke-prefix/${dbMount}/creds`, root);
+    },
+  };
+}

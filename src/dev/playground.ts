@@ -11,6 +11,8 @@ import type { Logger } from 'pino';
 import { parseConfig } from '../config/load.js';
 import { type RunningBroker, startBroker } from '../main.js';
 import { createOpenBaoClient } from '../openbao/client.js';
+import { compileOpenBaoSetup, DEFAULT_COMPILE_OPTIONS } from '../policy/compile.js';
+import { formatProblem, loadPolicyDir } from '../policy/load.js';
 import { type DevOpenBao, startDevOpenBao } from './openbao-dev-server.js';
 import { DEFAULT_ZUUL_TOKEN, ZuulIssuer } from './zuul-issuer.js';
 
@@ -50,17 +52,6 @@ function exampleSecrets(): Array<{ path: string; data: Record<string, string> }>
   ];
 }
 
-/** The broker's own OpenBao policy in the playground: read the example tree, nothing else. */
-const BROKER_ACL = `
-path "secret/data/zuul/*" {
-  capabilities = ["read"]
-}
-# Undo a wrapping token minted for a request that failed part-way.
-path "auth/token/revoke-accessor" {
-  capabilities = ["update"]
-}
-`;
-
 export interface PlaygroundOptions {
   readonly host: string;
   readonly port: number;
@@ -93,7 +84,16 @@ export async function startPlayground(options: PlaygroundOptions): Promise<Playg
       token: () => bao.rootToken,
     });
     for (const entry of exampleSecrets()) await admin.kvWrite('secret', entry.path, entry.data);
-    await admin.putAclPolicy('zsb-broker', BROKER_ACL);
+    // The broker's own OpenBao set-up, exactly as `zsb policy compile --apply` makes it.
+    const loaded = await loadPolicyDir(options.policies, { maxTtlSeconds: 3600 });
+    if (!loaded.ok)
+      throw new Error(
+        `policies in ${options.policies} are invalid:\n${loaded.problems.map(formatProblem).join('\n')}`,
+      );
+    const setup = compileOpenBaoSetup(loaded.set, DEFAULT_COMPILE_OPTIONS);
+    await admin.putAclPolicy('zsb-broker', setup.brokerPolicy);
+    await admin.putAclPolicy(DEFAULT_COMPILE_OPTIONS.buildPolicy, setup.buildPolicy);
+    await admin.putTokenRole(DEFAULT_COMPILE_OPTIONS.buildTokenRole, { ...setup.buildTokenRole });
     const brokerToken = await admin.createToken({
       policies: ['zsb-broker'],
       ttlSeconds: 24 * 3600,

@@ -13,7 +13,10 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
-          globalSetup: ['test/support/openbao-global-setup.ts'],
+          globalSetup: [
+            'test/support/openbao-global-setup.ts',
+            'test/support/postgres-global-setup.ts',
+          ],
           testTimeout: 30000,
           hookTimeout: 60000,
         },

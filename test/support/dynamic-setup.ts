@@ -5,21 +5,27 @@
  * would. Names carry the suite's prefix so suites never share state.
  */
 import pg from 'pg';
+import { inject } from 'vitest';
 import { compileOpenBaoSetup } from '../../src/policy/compile.js';
 import { formatProblem, parsePolicyFiles } from '../../src/policy/load.js';
 import { baoRequest, realOpenBao } from './real-openbao.js';
 
-export const PG = {
-  host: process.env.PGHOST ?? '127.0.0.1',
-  port: Number(process.env.PGPORT ?? 5432),
-  adminUser: process.env.PGUSER ?? 'postgres',
-};
+/** The run's PostgreSQL (test/support/postgres-global-setup.ts). */
+function pgAdmin() {
+  return {
+    host: inject('pgHost'),
+    port: inject('pgPort'),
+    user: inject('pgUser'),
+    password: inject('pgPassword'),
+  };
+}
 
 /** Whether these credentials can log in to PostgreSQL now. */
 export async function canLogin(username: string, password: string): Promise<boolean> {
+  const { host, port } = pgAdmin();
   const client = new pg.Client({
-    host: PG.host,
-    port: PG.port,
+    host,
+    port,
     user: username,
     password,
     database: 'postgres',
@@ -36,14 +42,9 @@ export async function canLogin(username: string, password: string): Promise<bool
   }
 }
 
-/** Whether a PostgreSQL role of that name exists (trust auth here ignores passwords). */
+/** Whether a PostgreSQL role of that name exists. */
 export async function roleExists(username: string): Promise<boolean> {
-  const client = new pg.Client({
-    host: PG.host,
-    port: PG.port,
-    user: PG.adminUser,
-    database: 'postgres',
-  });
+  const client = new pg.Client({ ...pgAdmin(), database: 'postgres' });
   await client.connect();
   try {
     const result = await client.query('select 1 from pg_roles where rolname = $1', [username]);
@@ -94,9 +95,9 @@ export async function setUpDynamic(prefix: string, grantTtl: string): Promise<Dy
       ...root,
       body: {
         plugin_name: 'postgresql-database-plugin',
-        connection_url: `postgresql://{{username}}:{{password}}@${PG.host}:${PG.port}/postgres?sslmode=disable`,
-        username: PG.adminUser,
-        password: 'unused-with-trust-auth',
+        connection_url: `postgresql://{{username}}:{{password}}@${pgAdmin().host}:${pgAdmin().port}/postgres?sslmode=disable`,
+        username: pgAdmin().user,
+        password: pgAdmin().password,
         allowed_roles: '*',
       },
     }),

@@ -14,6 +14,7 @@ import {
   roleExists,
   setUpDynamic,
 } from '../support/dynamic-setup.js';
+import { brokerCall, until } from '../support/http.js';
 import { exitOf, spawnZsb, waitForOutput } from '../support/process.js';
 import { realOpenBao, uniquePrefix } from '../support/real-openbao.js';
 
@@ -28,24 +29,6 @@ async function startServe() {
   const out = await waitForOutput(child, /"msg":"broker listening"/);
   const url = /"url":"(http:\/\/[^"]+)"/.exec(out)?.[1] ?? '';
   return { child, url };
-}
-
-async function post(url: string, route: string, token: string, body?: unknown) {
-  const res = await fetch(`${url}${route}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
-
-async function until(predicate: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await predicate()) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error('condition not reached in time');
 }
 
 beforeAll(async () => {
@@ -88,9 +71,15 @@ afterAll(async () => {
 it('credentials stop working after the grant TTL without any revoke', async () => {
   const broker = await startServe();
   try {
-    const res = await post(broker.url, '/v1/fetch', issuer.mint({ 'build-uuid': '1'.repeat(32) }), {
-      secrets: ['status-page-db'],
-    });
+    const res = await brokerCall(
+      broker.url,
+      'POST',
+      '/v1/fetch',
+      issuer.mint({ 'build-uuid': '1'.repeat(32) }),
+      {
+        secrets: ['status-page-db'],
+      },
+    );
     expect(res.status).toBe(200);
     const db = (
       res.body.secrets as Record<
@@ -111,9 +100,15 @@ it('credentials stop working after the grant TTL without any revoke', async () =
 it('a broker killed with SIGKILL after issuing: a restarted one still revokes the build', async () => {
   const build = '2'.repeat(32);
   const first = await startServe();
-  const res = await post(first.url, '/v1/fetch', issuer.mint({ 'build-uuid': build }), {
-    secrets: ['status-page-db', 'ci-cert'],
-  });
+  const res = await brokerCall(
+    first.url,
+    'POST',
+    '/v1/fetch',
+    issuer.mint({ 'build-uuid': build }),
+    {
+      secrets: ['status-page-db', 'ci-cert'],
+    },
+  );
   expect(res.status).toBe(200);
   const secrets = res.body.secrets as Record<string, { data: Record<string, string> }>;
   const username = secrets['status-page-db']?.data.username ?? '';
@@ -123,8 +118,9 @@ it('a broker killed with SIGKILL after issuing: a restarted one still revokes th
 
   const second = await startServe();
   try {
-    const revoked = await post(
+    const revoked = await brokerCall(
       second.url,
+      'POST',
       '/v1/revoke',
       issuer.mint({ 'build-uuid': build, playbook: 'cleanup.yaml' }),
     );

@@ -17,6 +17,7 @@ import {
   roleExists,
   setUpDynamic,
 } from '../support/dynamic-setup.js';
+import { brokerCall, until } from '../support/http.js';
 import { baoRequest, realOpenBao, uniquePrefix } from '../support/real-openbao.js';
 
 const AUDIENCE = 'https://secrets.example.org';
@@ -34,29 +35,14 @@ interface Entry {
   wrapped?: { token: string };
 }
 
-async function call(method: string, route: string, token: string, body?: unknown) {
-  const res = await fetch(`${broker.url}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
-
 async function fetchSecrets(token: string, secrets: string[], wrap = false) {
   const res = await call('POST', '/v1/fetch', token, { secrets, wrap });
   if (res.status !== 200) throw new Error(`fetch ${res.status}: ${JSON.stringify(res.body)}`);
   return res.body.secrets as Record<string, Entry>;
 }
 
-async function until(predicate: () => Promise<boolean>, timeoutMs = 20000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await predicate()) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error('condition not reached in time');
-}
+const call = (method: string, route: string, token: string, body?: unknown) =>
+  brokerCall(broker.url, method, route, token, body);
 
 beforeAll(async () => {
   const prefix = uniquePrefix('dyn');

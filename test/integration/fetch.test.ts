@@ -10,6 +10,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
 import { createLogger, type RunningBroker, startBroker } from '../../src/main.js';
 import { LogCapture } from '../support/app.js';
+import { brokerCall } from '../support/http.js';
 import { baoRequest, realOpenBao, uniquePrefix } from '../support/real-openbao.js';
 
 const AUDIENCE = 'https://secrets.example.org';
@@ -50,14 +51,8 @@ grants:
     allow: [other-tenant-secret]
 `;
 
-async function call(method: string, route: string, token: string, body?: unknown) {
-  const res = await fetch(`${broker.url}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
+const call = (method: string, route: string, token: string, body?: unknown) =>
+  brokerCall(broker.url, method, route, token, body);
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'zsb-it-'));

@@ -43,11 +43,15 @@ export class FakeOpenBao implements OpenBao {
   ): Promise<WrappedResponse> {
     const entry = this.#read('kvReadWrapped', mount, path);
     if (entry === null) throw new OpenBaoError('kv read (wrapped)', 'not_found', 404);
+    return this.#wrapping(wrapTtlSeconds);
+  }
+
+  #wrapping(ttlSeconds: number): WrappedResponse {
     this.#wrapCounter++;
     return {
       token: `wrap-token-${this.#wrapCounter}`,
       accessor: `wrap-accessor-${this.#wrapCounter}`,
-      ttlSeconds: wrapTtlSeconds,
+      ttlSeconds,
       creationTime: new Date(0).toISOString(),
     };
   }
@@ -57,13 +61,7 @@ export class FakeOpenBao implements OpenBao {
     wrapTtlSeconds: number,
   ): Promise<WrappedResponse> {
     this.calls.push('wrapData');
-    this.#wrapCounter++;
-    return {
-      token: `wrap-token-${this.#wrapCounter}`,
-      accessor: `wrap-accessor-${this.#wrapCounter}`,
-      ttlSeconds: wrapTtlSeconds,
-      creationTime: new Date(0).toISOString(),
-    };
+    return this.#wrapping(wrapTtlSeconds);
   }
 
   async kvWrite(

@@ -37,6 +37,7 @@ class FakeIssuer extends FakeOpenBao implements DynamicIssuer {
   }
   async databaseCreds(): Promise<Issued> {
     this.issued.push('db');
+    this.calls.push('databaseCreds');
     return {
       wrapped: false,
       data: { username: 'u', password: 'p' },
@@ -103,9 +104,9 @@ describe('dynamic fetch', () => {
     const { bao, deps } = setup();
     const result = await fetchSecrets(deps, identity, ['db'], false);
     expect(result.ok).toBe(true);
-    expect(bao.calls.indexOf('kvWrite secret/zsb/builds/' + identity.build)).toBeGreaterThanOrEqual(
-      0,
-    );
+    const recorded = bao.calls.indexOf(`kvWrite secret/zsb/builds/${identity.build}`);
+    expect(recorded).toBeGreaterThanOrEqual(0);
+    expect(recorded).toBeLessThan(bao.calls.indexOf('databaseCreds'));
     expect(bao.issued).toEqual(['build-token', 'db']);
     const db = result.ok ? (result.value.secrets.db as { lease: { ttl: number } }) : undefined;
     expect(db?.lease.ttl).toBeLessThanOrEqual(600);

@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerDevCommands } from './dev.js';
+import { registerImportCommand } from './import-zuul-secrets.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerServeCommand } from './serve.js';
 
@@ -20,6 +21,7 @@ const program = new Command('zsb')
 registerServeCommand(program);
 registerDevCommands(program);
 registerPolicyCommands(program);
+registerImportCommand(program);
 
 try {
   await program.parseAsync(process.argv);

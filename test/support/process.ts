@@ -23,7 +23,7 @@ export function spawnZsb(
 
 export async function runZsb(
   args: readonly string[],
-  options: { cwd: string },
+  options: { cwd: string; env?: NodeJS.ProcessEnv },
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await promisify(execFile)(
@@ -31,6 +31,7 @@ export async function runZsb(
       [...NODE_ARGS, ...args],
       {
         cwd: options.cwd,
+        env: { ...process.env, ...options.env },
         timeout: 30000,
       },
     );

@@ -16,6 +16,7 @@ import { createHttpMetrics } from './http/metrics.js';
 import { createTokenVerifier } from './identity/verifier.js';
 import { createLeaseLedger } from './leases/ledger.js';
 import { createOpenBaoClient } from './openbao/client.js';
+import { type BrokerCredential, startBrokerCredential } from './openbao/credential.js';
 
 /** Field names whose values must never be written, whatever object reaches the logger. */
 const REDACT = [
@@ -41,19 +42,6 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
   return destination ? pino(options, destination as pino.DestinationStream) : pino(options);
 }
 
-function readSecretFile(file: string, what: string): string {
-  let value: string;
-  try {
-    value = readFileSync(file, 'utf8').trim();
-  } catch (error) {
-    throw new Error(
-      `cannot read ${what} file ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
-  }
-  if (value.length === 0) throw new Error(`${what} file ${file} is empty`);
-  return value;
-}
-
 export interface RunningBroker {
   readonly url: string;
   readonly policies: PolicyStore;
@@ -72,7 +60,7 @@ export async function startBroker(
 ): Promise<RunningBroker> {
   const logger = options.logger ?? createLogger(config.log.level);
 
-  let brokerToken = '';
+  let credential: BrokerCredential | undefined;
   const addresses =
     config.openbao.addresses ?? (config.openbao.address ? [config.openbao.address] : []);
   const openbao = createOpenBaoClient({
@@ -80,20 +68,11 @@ export async function startBroker(
     timeoutMs: config.openbao.timeoutMs,
     maxConnections: config.openbao.maxConnections,
     ...(config.openbao.namespace ? { namespace: config.openbao.namespace } : {}),
-    token: () => brokerToken,
+    token: () => credential?.token() ?? '',
   });
-  const auth = config.openbao.auth;
-  if (auth.method === 'token') {
-    brokerToken = readSecretFile(auth.tokenFile, 'OpenBao token');
-  } else {
-    const login = await openbao.appRoleLogin(
-      auth.mount,
-      readSecretFile(auth.roleIdFile, 'AppRole role id'),
-      readSecretFile(auth.secretIdFile, 'AppRole secret id'),
-    );
-    brokerToken = login.token;
-    logger.info({ ttlSeconds: login.ttlSeconds }, 'logged in to OpenBao with AppRole');
-  }
+  // Renewed (token) or logged in again (AppRole) before it expires; see /readyz.
+  credential = await startBrokerCredential(openbao, config.openbao.auth, logger);
+  const brokerCredential = credential;
 
   const policies = createPolicyStore(config.policies, {
     maxTtlSeconds: config.maxTtlSeconds,
@@ -130,6 +109,7 @@ export async function startBroker(
     metrics,
     limits: { maxBodyBytes: config.http.maxBodyBytes, maxTokenBytes: config.http.maxTokenBytes },
     wrapTtlSeconds: config.wrapTtlSeconds,
+    credential: brokerCredential,
     dynamic: {
       openbao,
       ledger: createLeaseLedger(openbao, {
@@ -178,6 +158,7 @@ export async function startBroker(
     closing ??= new Promise<void>((resolve) => {
       verifier.close();
       stopWatching();
+      brokerCredential.stop();
       // Stop accepting; in-flight requests finish, idle keep-alive sockets are closed.
       const timer = setTimeout(() => {
         if ('closeAllConnections' in server) server.closeAllConnections();

@@ -26,6 +26,8 @@ export interface AppDeps {
   readonly limits: { readonly maxBodyBytes: number; readonly maxTokenBytes: number };
   readonly wrapTtlSeconds: number;
   readonly now?: () => number;
+  /** The broker's own OpenBao credential, for /readyz. */
+  readonly credential?: { status(): { status: 'ok' | 'degraded' | 'failing'; detail: string } };
   /** Dynamic secrets and the build ledger; without it, only KV secrets are served. */
   readonly dynamic?: DynamicDeps;
 }

@@ -51,6 +51,10 @@ export interface OpenBaoAdmin {
   putTokenRole(name: string, role: Readonly<Record<string, unknown>>): Promise<void>;
   createToken(request: TokenCreateRequest): Promise<CreatedToken>;
   appRoleLogin(mount: string, roleId: string, secretId: string): Promise<CreatedToken>;
+  /** The remaining TTL (0 = never expires) and renewability of a token. */
+  lookupSelf(token: string): Promise<{ ttlSeconds: number; renewable: boolean }>;
+  /** Renews a token; returns its new TTL. */
+  renewSelf(token: string): Promise<{ ttlSeconds: number; renewable: boolean }>;
 }
 
 interface RawCall {
@@ -421,6 +425,37 @@ export function createOpenBaoClient(
         idempotent: false,
       });
       return parseAuth('token create', body);
+    },
+
+    async lookupSelf(token) {
+      const body = await call({
+        operation: 'token lookup-self',
+        method: 'GET',
+        path: '/auth/token/lookup-self',
+        token,
+        idempotent: true,
+      });
+      const data = isObject(body) && isObject(body.data) ? body.data : {};
+      return {
+        ttlSeconds: typeof data.ttl === 'number' ? data.ttl : 0,
+        renewable: data.renewable === true,
+      };
+    },
+
+    async renewSelf(token) {
+      const body = await call({
+        operation: 'token renew-self',
+        method: 'POST',
+        path: '/auth/token/renew-self',
+        json: {},
+        token,
+        idempotent: false,
+      });
+      const auth = isObject(body) && isObject(body.auth) ? body.auth : {};
+      return {
+        ttlSeconds: typeof auth.lease_duration === 'number' ? auth.lease_duration : 0,
+        renewable: auth.renewable === true,
+      };
     },
 
     async appRoleLogin(mount, roleId, secretId) {

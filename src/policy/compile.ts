@@ -160,6 +160,14 @@ export function compileOpenBaoSetup(
     capabilities: ['update'],
     why: 'revoke wrapping and build tokens',
   });
+  broker.push(
+    { path: 'auth/token/lookup-self', capabilities: ['read'], why: "the broker's own token TTL" },
+    {
+      path: 'auth/token/renew-self',
+      capabilities: ['update'],
+      why: "renew the broker's own token",
+    },
+  );
   if (dynamic) {
     broker.push(
       {

@@ -20,7 +20,7 @@ export function registerOpsRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
 
   app.get('/readyz', async (c) => {
     const health = await deps.openbao.health();
-    const openbao: Check =
+    let openbao: Check =
       health.status === 'ok'
         ? { status: 'ok', detail: `OpenBao ${health.version} active` }
         : health.status === 'standby'
@@ -29,6 +29,10 @@ export function registerOpsRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
               status: 'failing',
               detail: health.status === 'unreachable' ? health.detail : `OpenBao ${health.status}`,
             };
+    const credential = deps.credential?.status();
+    if (credential && openbao.status === 'ok' && credential.status !== 'ok') {
+      openbao = { status: credential.status, detail: `${openbao.detail}; ${credential.detail}` };
+    }
     const policies: Check = deps.policies.status();
     const issuerStatuses = deps.verifier.status();
     const issuers: Check = {

@@ -101,6 +101,8 @@ describe('policy compile', () => {
       'secret/data/zuul/+/+/+/+/+/+/+/deploy',
       'secret/data/zuul/orphan',
       'auth/token/revoke-accessor',
+      'auth/token/lookup-self',
+      'auth/token/renew-self',
     ]);
     expect(hcl).not.toMatch(/"\*"|\/\*"/);
     expect(hcl).not.toContain('"list"');

@@ -13,6 +13,7 @@ import { createPolicyStore, type PolicyStore, type ReloadResult } from './broker
 import type { Config } from './config/schema.js';
 import { createApp } from './http/app.js';
 import { createHttpMetrics } from './http/metrics.js';
+import { createRateLimiter } from './http/rate-limit.js';
 import { createTokenVerifier } from './identity/verifier.js';
 import { createLeaseLedger } from './leases/ledger.js';
 import { createOpenBaoClient } from './openbao/client.js';
@@ -110,6 +111,7 @@ export async function startBroker(
     limits: { maxBodyBytes: config.http.maxBodyBytes, maxTokenBytes: config.http.maxTokenBytes },
     wrapTtlSeconds: config.wrapTtlSeconds,
     credential: brokerCredential,
+    rateLimiter: createRateLimiter(config.limits),
     dynamic: {
       openbao,
       ledger: createLeaseLedger(openbao, {

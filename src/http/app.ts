@@ -13,6 +13,7 @@ import type { TokenVerifier } from '../identity/types.js';
 import type { HealthProbe, KvReader, TokenAdmin } from '../openbao/interface.js';
 import type { HttpMetrics } from './metrics.js';
 import { type ErrorCode, problem } from './problem.js';
+import type { RateLimiter } from './rate-limit.js';
 import { registerOpsRoutes } from './routes/ops.js';
 import { registerSecretRoutes } from './routes/secrets.js';
 import type { AppEnv, RequestLog } from './types.js';
@@ -26,6 +27,8 @@ export interface AppDeps {
   readonly limits: { readonly maxBodyBytes: number; readonly maxTokenBytes: number };
   readonly wrapTtlSeconds: number;
   readonly now?: () => number;
+  /** Per-identity and global request limits; none when absent. */
+  readonly rateLimiter?: RateLimiter;
   /** The broker's own OpenBao credential, for /readyz. */
   readonly credential?: { status(): { status: 'ok' | 'degraded' | 'failing'; detail: string } };
   /** Dynamic secrets and the build ledger; without it, only KV secrets are served. */

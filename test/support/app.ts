@@ -9,6 +9,7 @@ import { IssuerConfigSchema } from '../../src/config/schema.js';
 import { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
 import { createApp } from '../../src/http/app.js';
 import { createHttpMetrics } from '../../src/http/metrics.js';
+import type { RateLimiter } from '../../src/http/rate-limit.js';
 import { createTokenVerifier } from '../../src/identity/verifier.js';
 import { createLogger } from '../../src/main.js';
 import { formatProblem, parsePolicyFiles } from '../../src/policy/load.js';
@@ -39,7 +40,10 @@ export function policySetFrom(yamlText: string) {
   return result.set;
 }
 
-export async function buildTestApp(policyYaml: string, options: { issuer?: ZuulIssuer } = {}) {
+export async function buildTestApp(
+  policyYaml: string,
+  options: { issuer?: ZuulIssuer; rateLimiter?: RateLimiter } = {},
+) {
   const issuer = options.issuer ?? (await ZuulIssuer.start({ modulusLength: 2048 }));
   const logs = new LogCapture();
   const logger = createLogger('debug', logs);
@@ -60,6 +64,7 @@ export async function buildTestApp(policyYaml: string, options: { issuer?: ZuulI
     metrics,
     limits: { maxBodyBytes: 16384, maxTokenBytes: 8192 },
     wrapTtlSeconds: 60,
+    ...(options.rateLimiter ? { rateLimiter: options.rateLimiter } : {}),
   });
   return {
     app,

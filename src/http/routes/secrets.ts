@@ -69,6 +69,18 @@ function authenticate(deps: AppDeps): MiddlewareHandler<AppEnv> {
       return unauthenticated(c, result.failure.reason);
     }
     c.set('identity', result.identity);
+    if (deps.rateLimiter) {
+      const id = result.identity;
+      const taken = deps.rateLimiter.take(
+        `${id.issuer}\n${id.tenant}\n${id.project}\n${id.secret}`,
+      );
+      if (!taken.ok) {
+        c.get('log').reason = `${taken.scope} rate limit`;
+        return respondProblem(c, 'rate_limited', 'too many requests; retry later', {
+          'Retry-After': String(taken.retryAfterSeconds),
+        });
+      }
+    }
     await next();
   };
 }

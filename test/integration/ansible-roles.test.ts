@@ -6,13 +6,11 @@
  * revokes the build's database credentials.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
-import { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
-import { createLogger, type RunningBroker, startBroker } from '../../src/main.js';
+import type { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
+import type { RunningBroker } from '../../src/main.js';
 import {
   type PlaybookRun,
   requireAnsiblePlaybook,
@@ -23,14 +21,13 @@ import {
 import { LogCapture } from '../support/app.js';
 import {
   canLogin,
-  type DynamicFixture,
+  type DynamicBroker,
   roleExists,
-  setUpDynamic,
+  startDynamicBroker,
 } from '../support/dynamic-setup.js';
 import { until } from '../support/http.js';
 import { realOpenBao, uniquePrefix } from '../support/real-openbao.js';
 
-const AUDIENCE = 'https://secrets.example.org';
 const FETCH = path.join(ZUUL_DIR, 'playbooks', 'broker-fetch.yaml');
 const FORGET = path.join(ZUUL_DIR, 'playbooks', 'broker-forget.yaml');
 const REVOKE = path.join(ZUUL_DIR, 'playbooks', 'broker-revoke.yaml');
@@ -40,7 +37,7 @@ const bao = realOpenBao();
 const prefix = uniquePrefix('ansible');
 const CANARY = `canary-${randomBytes(16).toString('hex')}`;
 const DEPLOY_KEY = { key: CANARY, note: 'line one\nline two ✓' };
-let fixture: DynamicFixture;
+let started: DynamicBroker | undefined;
 let dir: string;
 let issuer: ZuulIssuer;
 let broker: RunningBroker;
@@ -96,44 +93,23 @@ function tokenValues(token: string): Record<string, string> {
 }
 
 beforeAll(async () => {
-  fixture = await setUpDynamic(prefix, '15m');
-  dir = await mkdtemp(path.join(tmpdir(), 'zsb-ansible-'));
   await bao.admin.kvWrite('secret', `${prefix}/deploy`, DEPLOY_KEY);
   await bao.admin.putAclPolicy(
     `kv-${prefix}`,
     `path "secret/data/${prefix}/deploy" { capabilities = ["read"] }\n`,
   );
-  await writeFile(path.join(dir, 'dynamic.yaml'), fixture.policyYaml);
-  await writeFile(path.join(dir, 'kv.yaml'), KV_POLICY);
-  const token = await bao.admin.createToken({
-    policies: [fixture.brokerPolicy, `kv-${prefix}`],
-    ttlSeconds: 3600,
-    orphan: true,
+  started = await startDynamicBroker({
+    prefix,
+    grantTtl: '15m',
+    logs,
+    extraPolicies: { 'kv.yaml': KV_POLICY },
+    extraAclPolicies: [`kv-${prefix}`],
   });
-  await writeFile(path.join(dir, 'token'), token.token, { mode: 0o600 });
-  issuer = await ZuulIssuer.start({ modulusLength: 2048 });
-  broker = await startBroker(
-    parseConfig({
-      listen: { host: '127.0.0.1', port: 0 },
-      issuers: [{ issuer: issuer.issuer, audience: AUDIENCE }],
-      openbao: {
-        address: bao.address,
-        auth: { method: 'token', tokenFile: path.join(dir, 'token') },
-        statePrefix: fixture.statePrefix,
-        buildTokenRole: fixture.buildTokenRole,
-        buildPolicy: fixture.buildPolicy,
-      },
-      policies: dir,
-    }),
-    { logger: createLogger('info', logs) },
-  );
+  ({ broker, issuer, dir } = started);
 }, 60000);
 
 afterAll(async () => {
-  await broker?.close();
-  await issuer?.close();
-  await fixture?.cleanup();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await started?.close();
 });
 
 // A missing ansible-playbook fails each test (in the test, not in a hook: vitest 4 exits 0

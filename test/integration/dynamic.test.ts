@@ -3,27 +3,23 @@
  * credentials, certificates and OpenBao tokens issued under a per-build token, recorded
  * in the build ledger, revoked by POST /v1/revoke, expired by their TTL, isolated per build.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
-import { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
-import { createLogger, type RunningBroker, startBroker } from '../../src/main.js';
+import type { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
+import type { RunningBroker } from '../../src/main.js';
 import { LogCapture } from '../support/app.js';
 import {
   canLogin,
+  type DynamicBroker,
   type DynamicFixture,
   roleExists,
-  setUpDynamic,
+  startDynamicBroker,
 } from '../support/dynamic-setup.js';
 import { brokerCall, until } from '../support/http.js';
 import { baoRequest, realOpenBao, uniquePrefix } from '../support/real-openbao.js';
 
-const AUDIENCE = 'https://secrets.example.org';
 const bao = realOpenBao();
+let started: DynamicBroker | undefined;
 let fixture: DynamicFixture;
-let dir: string;
 let issuer: ZuulIssuer;
 let broker: RunningBroker;
 const logs = new LogCapture();
@@ -45,39 +41,12 @@ const call = (method: string, route: string, token: string, body?: unknown) =>
   brokerCall(broker.url, method, route, token, body);
 
 beforeAll(async () => {
-  const prefix = uniquePrefix('dyn');
-  fixture = await setUpDynamic(prefix, '15m');
-  dir = await mkdtemp(path.join(tmpdir(), 'zsb-dyn-'));
-  await writeFile(path.join(dir, 'policies.yaml'), fixture.policyYaml);
-  const token = await bao.admin.createToken({
-    policies: [fixture.brokerPolicy],
-    ttlSeconds: 3600,
-    orphan: true,
-  });
-  await writeFile(path.join(dir, 'token'), token.token, { mode: 0o600 });
-  issuer = await ZuulIssuer.start({ modulusLength: 2048 });
-  broker = await startBroker(
-    parseConfig({
-      listen: { host: '127.0.0.1', port: 0 },
-      issuers: [{ issuer: issuer.issuer, audience: AUDIENCE }],
-      openbao: {
-        address: bao.address,
-        auth: { method: 'token', tokenFile: path.join(dir, 'token') },
-        statePrefix: fixture.statePrefix,
-        buildTokenRole: fixture.buildTokenRole,
-        buildPolicy: fixture.buildPolicy,
-      },
-      policies: dir,
-    }),
-    { logger: createLogger('info', logs) },
-  );
+  started = await startDynamicBroker({ prefix: uniquePrefix('dyn'), grantTtl: '15m', logs });
+  ({ fixture, broker, issuer } = started);
 }, 60000);
 
 afterAll(async () => {
-  await broker?.close();
-  await issuer?.close();
-  await fixture?.cleanup();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await started?.close();
 });
 
 describe('database credentials', () => {

@@ -4,8 +4,15 @@
  * `token` secrets, and the broker's own set-up applied as `zsb policy compile --apply`
  * would. Names carry the suite's prefix so suites never share state.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
+import { createLogger, type RunningBroker, startBroker } from '../../src/main.js';
 import { compileOpenBaoSetup } from '../../src/policy/compile.js';
 import { formatProblem, parsePolicyFiles } from '../../src/policy/load.js';
 import { baoRequest, realOpenBao } from './real-openbao.js';
@@ -195,6 +202,69 @@ grants:
     async cleanup() {
       // Drop every database role this suite's leases created, whatever the tests left.
       await baoRequest(bao.address, 'POST', `sys/leases/revoke-prefix/${dbMount}/creds`, root);
+    },
+  };
+}
+
+export interface DynamicBroker {
+  readonly fixture: DynamicFixture;
+  readonly broker: RunningBroker;
+  readonly issuer: ZuulIssuer;
+  /** Holds the broker's token file and the policy files. */
+  readonly dir: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A broker serving the fixture's dynamic secrets (plus `extraPolicies` files), with its
+ * own OpenBao token carrying the compiled broker policy and `extraAclPolicies`.
+ */
+export async function startDynamicBroker(options: {
+  readonly prefix: string;
+  readonly grantTtl: string;
+  readonly logs: Writable;
+  readonly extraPolicies?: Readonly<Record<string, string>>;
+  readonly extraAclPolicies?: readonly string[];
+}): Promise<DynamicBroker> {
+  const bao = realOpenBao();
+  const fixture = await setUpDynamic(options.prefix, options.grantTtl);
+  const dir = await mkdtemp(path.join(tmpdir(), 'zsb-dyn-'));
+  await writeFile(path.join(dir, 'dynamic.yaml'), fixture.policyYaml);
+  for (const [name, text] of Object.entries(options.extraPolicies ?? {})) {
+    await writeFile(path.join(dir, name), text);
+  }
+  const token = await bao.admin.createToken({
+    policies: [fixture.brokerPolicy, ...(options.extraAclPolicies ?? [])],
+    ttlSeconds: 3600,
+    orphan: true,
+  });
+  await writeFile(path.join(dir, 'token'), token.token, { mode: 0o600 });
+  const issuer = await ZuulIssuer.start({ modulusLength: 2048 });
+  const broker = await startBroker(
+    parseConfig({
+      listen: { host: '127.0.0.1', port: 0 },
+      issuers: [{ issuer: issuer.issuer, audience: 'https://secrets.example.org' }],
+      openbao: {
+        address: bao.address,
+        auth: { method: 'token', tokenFile: path.join(dir, 'token') },
+        statePrefix: fixture.statePrefix,
+        buildTokenRole: fixture.buildTokenRole,
+        buildPolicy: fixture.buildPolicy,
+      },
+      policies: dir,
+    }),
+    { logger: createLogger('info', options.logs) },
+  );
+  return {
+    fixture,
+    broker,
+    issuer,
+    dir,
+    async close() {
+      await broker.close();
+      await issuer.close();
+      await fixture.cleanup();
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -72,7 +72,8 @@ export class BuildSession {
   ): Promise<BuildSession> {
     const policies = [...new Set([deps.buildPolicy, ...tokenPolicies])].sort();
     const policiesKey = `${ttlSeconds}|${policies.join(',')}`;
-    const cached = deps.cache.get(build);
+    const cacheKey = buildTokenKey(build, policiesKey);
+    const cached = deps.cache.get(cacheKey);
     const now = deps.now();
     if (
       cached &&
@@ -97,7 +98,7 @@ export class BuildSession {
       throw error;
     }
     const token: CachedBuildToken = { ...created, expiresAtMs, policiesKey };
-    deps.cache.set(build, token, { ttl: created.ttlSeconds * 1000 });
+    deps.cache.set(cacheKey, token, { ttl: created.ttlSeconds * 1000 });
     return new BuildSession(deps, token, true);
   }
 
@@ -208,19 +209,34 @@ export class BuildSession {
     }
   }
 
-  /** Undoes what a failed request created; the build token too when it is this request's. */
-  async rollback(undo: readonly Undo[]): Promise<void> {
-    const issuer = this.deps.openbao;
-    await Promise.allSettled(
-      undo.map((u) => {
-        if (u.kind === 'lease') return issuer.revokeLease(u.id);
-        if (u.kind === 'accessor') return issuer.revokeAccessor(u.accessor);
-        return issuer.pkiRevoke(u.mount, u.serial);
-      }),
-    );
-    if (this.fresh) {
-      // Also covers a create that timed out but may have succeeded under this token.
-      await issuer.revokeAccessor(this.buildToken.accessor).catch(() => undefined);
-    }
+  /** Revokes the build token when this request created it (a failed request's own token). */
+  async revokeIfFresh(): Promise<void> {
+    if (!this.fresh) return;
+    // Also covers a create that timed out but may have succeeded under this token.
+    await this.deps.openbao.revokeAccessor(this.buildToken.accessor).catch(() => undefined);
   }
+}
+
+/** Undoes what a failed request created: leases by id, tokens by accessor, certificates by serial. */
+export async function undoAll(
+  openbao: DynamicIssuer & TokenAdmin,
+  undo: readonly Undo[],
+): Promise<void> {
+  await Promise.allSettled(
+    undo.map((u) => {
+      if (u.kind === 'lease') return openbao.revokeLease(u.id);
+      if (u.kind === 'accessor') return openbao.revokeAccessor(u.accessor);
+      return openbao.pkiRevoke(u.mount, u.serial);
+    }),
+  );
+}
+
+/** Build tokens are cached per build and per (TTL, policies). */
+export function buildTokenKey(build: string, policiesKey: string): string {
+  return `${build}\n${policiesKey}`;
+}
+
+/** Forgets every cached build token of a build (after it was revoked). */
+export function forgetBuild(cache: BuildTokenCache, build: string): void {
+  for (const key of [...cache.keys()]) if (key.startsWith(`${build}\n`)) cache.delete(key);
 }

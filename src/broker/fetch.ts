@@ -12,7 +12,7 @@ import { decide } from '../policy/decide.js';
 import { renderSecretPath } from '../policy/paths.js';
 import type { PolicySet, SecretGrantDecision } from '../policy/types.js';
 import type { DeliveredSecret } from './delivered.js';
-import { BuildSession, type DynamicDeps, type Undo } from './dynamic.js';
+import { BuildSession, type DynamicDeps, type Undo, undoAll } from './dynamic.js';
 import { FORBIDDEN_DETAIL, failure, failureFromError, type Result } from './failure.js';
 
 export interface FetchAnswer {
@@ -159,30 +159,36 @@ export async function fetchSecrets(
 
   const entries = [...decision.secrets.entries()];
   const dynamicEntries = entries.filter(([, g]) => g.secret.source.kind !== 'kv');
-  let session: BuildSession | undefined;
+  // One build token per grant TTL, so every lease dies with its own grant's TTL.
+  const sessions = new Map<number, BuildSession>();
   if (dynamicEntries.length > 0) {
-    if (deps.dynamic === undefined) {
+    const dynamic = deps.dynamic;
+    if (dynamic === undefined) {
       return failure('internal', 'internal error', 'dynamic secrets requested but not configured');
     }
-    // One build token per TTL: the longest grant TTL among the requested dynamic secrets.
-    const ttl = Math.max(...dynamicEntries.map(([, g]) => g.ttlSeconds));
-    const tokenPolicies = dynamicEntries.flatMap(([, g]) =>
-      g.secret.source.kind === 'token' ? g.secret.source.policies : [],
+    const ttls = [...new Set(dynamicEntries.map(([, g]) => g.ttlSeconds))];
+    const opened = await Promise.allSettled(
+      ttls.map(async (ttl) => {
+        const tokenPolicies = dynamicEntries.flatMap(([, g]) =>
+          g.ttlSeconds === ttl && g.secret.source.kind === 'token' ? g.secret.source.policies : [],
+        );
+        sessions.set(ttl, await BuildSession.open(dynamic, identity.build, ttl, tokenPolicies));
+      }),
     );
-    try {
-      session = await BuildSession.open(deps.dynamic, identity.build, ttl, tokenPolicies);
-    } catch (error) {
-      return failureOf(error, dynamicEntries[0]?.[0] ?? '?');
+    const failedOpen = opened.find((o) => o.status === 'rejected');
+    if (failedOpen) {
+      await Promise.allSettled([...sessions.values()].map((s) => s.revokeIfFresh()));
+      return failureOf(failedOpen.reason, dynamicEntries[0]?.[0] ?? '?');
     }
   }
-  const openSession = session;
 
   const settled = await Promise.allSettled(
     entries.map(async ([name, granted]): Promise<Delivery> => {
       if (granted.secret.source.kind === 'kv')
         return deliverKv(deps, identity, name, granted, wrap);
-      if (openSession === undefined) throw new DeliveryError('no build session');
-      const delivered = await openSession.issue(
+      const session = sessions.get(granted.ttlSeconds);
+      if (session === undefined) throw new DeliveryError('no build session');
+      const delivered = await session.issue(
         identity,
         granted,
         wrap ? deps.wrapTtlSeconds : undefined,
@@ -197,13 +203,15 @@ export async function fetchSecrets(
   );
   const undo = settled.flatMap((s) => (s.status === 'fulfilled' ? s.value.undo : []));
   const rollback = async () => {
-    if (openSession) await openSession.rollback(undo);
-    else
+    if (deps.dynamic) await undoAll(deps.dynamic.openbao, undo);
+    else {
       await Promise.allSettled(
         undo.map((u) =>
           u.kind === 'accessor' ? deps.openbao.revokeAccessor(u.accessor) : undefined,
         ),
       );
+    }
+    await Promise.allSettled([...sessions.values()].map((s) => s.revokeIfFresh()));
   };
 
   const failedIndex = settled.findIndex((s) => s.status === 'rejected');

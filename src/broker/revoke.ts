@@ -1,7 +1,7 @@
 /** Use case "revoke my build": every token and certificate the broker issued for the caller's build. */
 import type { JobIdentity } from '../identity/types.js';
 import type { LeaseLedger } from '../leases/ledger.js';
-import type { BuildTokenCache } from './dynamic.js';
+import { type BuildTokenCache, forgetBuild } from './dynamic.js';
 import { failure, failureFromError, type Result } from './failure.js';
 
 export interface RevokeDeps {
@@ -15,7 +15,7 @@ export async function revokeBuild(
 ): Promise<Result<{ build: string; revoked: number }>> {
   // Only the verified identity's own build: a job can never name another build here.
   const build = identity.build;
-  deps.cache.delete(build);
+  forgetBuild(deps.cache, build);
   let outcome: Awaited<ReturnType<LeaseLedger['revokeBuild']>>;
   try {
     outcome = await deps.ledger.revokeBuild(build);

@@ -22,6 +22,7 @@ grants:
 
 class FakeIssuer extends FakeOpenBao implements DynamicIssuer {
   readonly issued: string[] = [];
+  readonly buildTokenTtls: number[] = [];
   readonly revokedLeases: string[] = [];
   failPki: OpenBaoErrorKind | undefined;
   failKvWrite = false;
@@ -33,6 +34,7 @@ class FakeIssuer extends FakeOpenBao implements DynamicIssuer {
   ): Promise<BuildToken> {
     this.#n++;
     this.issued.push('build-token');
+    this.buildTokenTtls.push(ttlSeconds);
     return { token: `build-token-${this.#n}`, accessor: `build-accessor-${this.#n}`, ttlSeconds };
   }
   async databaseCreds(): Promise<Issued> {
@@ -79,8 +81,8 @@ const identity: JobIdentity = {
   expiresAt: new Date(Date.now() + 600_000),
 };
 
-function setup() {
-  const loaded = parsePolicyFiles([{ name: 'p.yaml', text: POLICY }], { maxTtlSeconds: 3600 });
+function setup(policy = POLICY) {
+  const loaded = parsePolicyFiles([{ name: 'p.yaml', text: policy }], { maxTtlSeconds: 3600 });
   if (!loaded.ok) throw new Error('policy');
   const bao = new FakeIssuer();
   const deps = {
@@ -136,5 +138,25 @@ describe('dynamic fetch', () => {
     expect(result.ok ? '' : result.failure.code).toBe('unavailable');
     expect(bao.issued).toEqual(['build-token']);
     expect(bao.revokedAccessors).toEqual(['build-accessor-1']);
+  });
+
+  it('gives each grant TTL its own build token, so no lease outlives its grant', async () => {
+    const { bao, deps } = setup(`
+secrets:
+  db: { database: { mount: database, role: ro } }
+  cert: { pki: { mount: pki, role: ci, commonName: "{build}.ci.example.org" } }
+grants:
+  - name: long
+    match: { tenant: scs }
+    allow: [db]
+    ttl: 10m
+  - name: short
+    match: { tenant: scs }
+    allow: [cert]
+    ttl: 2m
+`);
+    const result = await fetchSecrets(deps, identity, ['db', 'cert'], false);
+    expect(result.ok).toBe(true);
+    expect(bao.buildTokenTtls.sort((a, b) => a - b)).toEqual([120, 600]);
   });
 });

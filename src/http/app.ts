@@ -55,8 +55,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     c.set('requestId', requestId);
     c.set('log', log);
     const started = performance.now();
-    await next();
+    // Set before the handler builds its response: changing headers afterwards makes hono
+    // rebuild the Response, which costs @hono/node-server its fast path (~0.3 ms a request).
     c.header('X-Request-Id', requestId);
+    await next();
     const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
     const route =
       c.req.routePath && c.req.routePath !== '/*' && c.req.routePath !== '*'
@@ -98,26 +100,25 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     );
   });
 
-  app.use(
-    '/v1/*',
-    bodyLimit({
-      maxSize: deps.limits.maxBodyBytes,
-      onError: (c) => {
-        c.get('log').outcome = 'payload_too_large';
-        return c.json(
-          problem(
-            'payload_too_large',
-            `body larger than ${deps.limits.maxBodyBytes} bytes`,
-            c.get('requestId'),
-          ),
-          413,
-          {
-            'Content-Type': 'application/problem+json',
-          },
-        );
-      },
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: deps.limits.maxBodyBytes,
+    onError: (c) => {
+      c.get('log').outcome = 'payload_too_large';
+      return c.json(
+        problem(
+          'payload_too_large',
+          `body larger than ${deps.limits.maxBodyBytes} bytes`,
+          c.get('requestId'),
+        ),
+        413,
+        { 'Content-Type': 'application/problem+json' },
+      );
+    },
+  });
+  // Only POST routes read a body. The check itself makes @hono/node-server build a full
+  // Request (with an AbortSignal) for the request, which costs more than the rest of a
+  // GET's handling, so it is skipped where there is nothing to read.
+  app.use('/v1/*', (c, next) => (c.req.method === 'POST' ? limitBody(c, next) : next()));
 
   registerSecretRoutes(app, deps);
   registerOpsRoutes(app, deps);

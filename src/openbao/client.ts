@@ -107,7 +107,12 @@ export function createOpenBaoClient(
   options: OpenBaoClientOptions,
 ): OpenBao & OpenBaoAdmin & DynamicIssuer {
   if (options.addresses.length === 0) throw new Error('at least one OpenBao address is required');
-  const agentOptions = { keepAlive: true, maxSockets: options.maxConnections, maxFreeSockets: 16 };
+  // Idle connections are kept up to the same bound, so bursts do not reopen them.
+  const agentOptions = {
+    keepAlive: true,
+    maxSockets: options.maxConnections,
+    maxFreeSockets: options.maxConnections,
+  };
   const httpAgent = new http.Agent(agentOptions);
   const httpsAgent = new https.Agent(agentOptions);
   const clients = options.addresses.map((address) => {

@@ -49,6 +49,35 @@ class Samples {
   }
 }
 
+/** The result of one of our own load loops (closed or paced): every latency is exact. */
+function loopResult(run: {
+  readonly connections: number;
+  readonly begin: number;
+  readonly samples: Samples;
+  readonly completed: number;
+  readonly statuses: Record<string, number>;
+  readonly errors: number;
+}): LoadResult {
+  const elapsedSeconds = (performance.now() - run.begin) / 1000;
+  const sorted = run.samples.sorted();
+  const p50 = percentile(sorted, 50);
+  const p99 = percentile(sorted, 99);
+  return {
+    tool: 'loop',
+    connections: run.connections,
+    durationSeconds: elapsedSeconds,
+    rps: run.completed / elapsedSeconds,
+    okRps: run.completed / elapsedSeconds,
+    p50,
+    p99,
+    preciseP50: p50,
+    preciseP99: p99,
+    completed: run.completed,
+    statuses: run.statuses,
+    errors: run.errors,
+  };
+}
+
 export interface AutocannonScenario {
   readonly url: string;
   readonly method?: 'GET' | 'POST';
@@ -207,25 +236,15 @@ export async function runLoop(scenario: LoopScenario): Promise<LoadResult> {
     }
   };
   await Promise.all(Array.from({ length: scenario.concurrency }, (_, i) => worker(i)));
-  const elapsedSeconds = (performance.now() - begin) / 1000;
   agent.destroy();
-  const sorted = samples.sorted();
-  const p50 = percentile(sorted, 50);
-  const p99 = percentile(sorted, 99);
-  return {
-    tool: 'loop',
+  return loopResult({
     connections: scenario.concurrency,
-    durationSeconds: elapsedSeconds,
-    rps: completed / elapsedSeconds,
-    okRps: completed / elapsedSeconds,
-    p50,
-    p99,
-    preciseP50: p50,
-    preciseP99: p99,
+    begin,
+    samples,
     completed,
     statuses,
     errors,
-  };
+  });
 }
 
 export interface PacedScenario {
@@ -288,23 +307,13 @@ export async function runPaced(scenario: PacedScenario): Promise<LoadResult> {
     }
   }
   await Promise.all(pending);
-  const elapsedSeconds = (performance.now() - begin) / 1000;
   agent.destroy();
-  const sorted = samples.sorted();
-  const p50 = percentile(sorted, 50);
-  const p99 = percentile(sorted, 99);
-  return {
-    tool: 'loop',
+  return loopResult({
     connections: scenario.maxInFlight,
-    durationSeconds: elapsedSeconds,
-    rps: completed / elapsedSeconds,
-    okRps: completed / elapsedSeconds,
-    p50,
-    p99,
-    preciseP50: p50,
-    preciseP99: p99,
+    begin,
+    samples,
     completed,
     statuses,
     errors,
-  };
+  });
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { decodeJwt } from 'jose';
 import { loadConfigFile } from '../config/load.js';
-import type { Config } from '../config/schema.js';
+import { type Config, DEFAULT_MAX_TTL_SECONDS } from '../config/schema.js';
 import { parseSubject } from '../identity/subject.js';
 import { createOpenBaoClient } from '../openbao/client.js';
 import { compileOpenBaoSetup, DEFAULT_COMPILE_OPTIONS } from '../policy/compile.js';
@@ -16,9 +16,6 @@ import { type Explanation, explain } from '../policy/explain.js';
 import { formatProblem, loadPolicyDir } from '../policy/load.js';
 import { loadPolicyTests, runPolicyTests } from '../policy/test-runner.js';
 import type { PolicySet, PolicySubject } from '../policy/types.js';
-
-/** The global maximum TTL when no configuration is given (api.md default: 1 h). */
-const DEFAULT_MAX_TTL_SECONDS = 3600;
 
 interface PolicyOptions {
   readonly policies?: string;

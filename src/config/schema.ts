@@ -30,6 +30,9 @@ const safeUrl = z
     'must be an https URL (plain http only for loopback hosts), without credentials',
   );
 
+/** The largest TTL a grant may set unless configured otherwise (api.md: 1 h). */
+export const DEFAULT_MAX_TTL_SECONDS = 3600;
+
 const seconds = (def: number, max: number) => z.number().int().min(1).max(max).default(def);
 
 export const IssuerConfigSchema = z
@@ -121,7 +124,7 @@ export const ConfigSchema = z
     /** Reload policies when a file in the directory changes (SIGHUP always reloads). */
     watchPolicies: z.boolean().default(true),
     /** Largest TTL any grant may set. */
-    maxTtlSeconds: seconds(3600, 7 * 86400),
+    maxTtlSeconds: seconds(DEFAULT_MAX_TTL_SECONDS, 7 * 86400),
     wrapTtlSeconds: seconds(60, 3600),
     http: z
       .object({

@@ -9,6 +9,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { parseConfig } from '../config/load.js';
+import { DEFAULT_MAX_TTL_SECONDS } from '../config/schema.js';
 import { type RunningBroker, startBroker } from '../main.js';
 import { createOpenBaoClient } from '../openbao/client.js';
 import { compileOpenBaoSetup, DEFAULT_COMPILE_OPTIONS } from '../policy/compile.js';
@@ -85,7 +86,9 @@ export async function startPlayground(options: PlaygroundOptions): Promise<Playg
     });
     for (const entry of exampleSecrets()) await admin.kvWrite('secret', entry.path, entry.data);
     // The broker's own OpenBao set-up, exactly as `zsb policy compile --apply` makes it.
-    const loaded = await loadPolicyDir(options.policies, { maxTtlSeconds: 3600 });
+    const loaded = await loadPolicyDir(options.policies, {
+      maxTtlSeconds: DEFAULT_MAX_TTL_SECONDS,
+    });
     if (!loaded.ok)
       throw new Error(
         `policies in ${options.policies} are invalid:\n${loaded.problems.map(formatProblem).join('\n')}`,

@@ -15,6 +15,7 @@ import type {
   KvEntry,
   OpenBao,
   OpenBaoHealth,
+  RotationTargets,
   WrappedResponse,
 } from './interface.js';
 import { apiPath, splitSegments } from './paths.js';
@@ -105,7 +106,7 @@ function classify(operation: string, error: unknown): OpenBaoError {
 
 export function createOpenBaoClient(
   options: OpenBaoClientOptions,
-): OpenBao & OpenBaoAdmin & DynamicIssuer {
+): OpenBao & OpenBaoAdmin & DynamicIssuer & RotationTargets {
   if (options.addresses.length === 0) throw new Error('at least one OpenBao address is required');
   // Idle connections are kept up to the same bound, so bursts do not reopen them.
   const agentOptions = {
@@ -461,6 +462,74 @@ export function createOpenBaoClient(
         ttlSeconds: typeof auth.lease_duration === 'number' ? auth.lease_duration : 0,
         renewable: auth.renewable === true,
       };
+    },
+
+    async databaseRotateRole(mount, role) {
+      await call({
+        operation: 'database rotate-role',
+        method: 'POST',
+        path: apiPath(mount, 'rotate-role', role),
+        json: {},
+        idempotent: false,
+      });
+    },
+
+    async databaseStaticCreds(mount, role) {
+      const body = await call({
+        operation: 'database static-creds',
+        method: 'GET',
+        path: apiPath(mount, 'static-creds', role),
+        idempotent: true,
+      });
+      const data = isObject(body) && isObject(body.data) ? body.data : {};
+      if (typeof data.username !== 'string' || typeof data.password !== 'string') {
+        throw new OpenBaoError('database static-creds', 'upstream', 200);
+      }
+      return {
+        username: data.username,
+        password: data.password,
+        lastRotation: typeof data.last_vault_rotation === 'string' ? data.last_vault_rotation : '',
+      };
+    },
+
+    async appRoleAddSecretId(mount, role, secretId) {
+      const body = await call({
+        operation: 'approle custom-secret-id',
+        method: 'POST',
+        path: apiPath('auth', mount, 'role', role, 'custom-secret-id'),
+        json: { secret_id: secretId },
+        idempotent: false,
+      });
+      const data = isObject(body) && isObject(body.data) ? body.data : {};
+      return { accessor: typeof data.secret_id_accessor === 'string' ? data.secret_id_accessor : '' };
+    },
+
+    async appRoleHasSecretId(mount, role, secretId) {
+      let body: unknown;
+      try {
+        body = await call({
+          operation: 'approle secret-id lookup',
+          method: 'POST',
+          path: apiPath('auth', mount, 'role', role, 'secret-id', 'lookup'),
+          json: { secret_id: secretId },
+          idempotent: true,
+        });
+      } catch (error) {
+        if (error instanceof OpenBaoError && error.kind === 'not_found') return false;
+        throw error;
+      }
+      // An unknown secret-id answers 204 (no body) or 404, depending on the version.
+      return isObject(body) && isObject(body.data);
+    },
+
+    async appRoleDestroySecretId(mount, role, secretId) {
+      await call({
+        operation: 'approle secret-id destroy',
+        method: 'POST',
+        path: apiPath('auth', mount, 'role', role, 'secret-id', 'destroy'),
+        json: { secret_id: secretId },
+        idempotent: true,
+      });
     },
 
     async appRoleLogin(mount, roleId, secretId) {

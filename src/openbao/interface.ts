@@ -54,6 +54,33 @@ export interface HealthProbe {
 
 export type OpenBao = KvReader & KvWriter & TokenAdmin & HealthProbe;
 
+/** A database static role's current credentials (`database/static-creds/:role`). */
+export interface StaticCredentials {
+  readonly username: string;
+  readonly password: string;
+  /** `last_vault_rotation`: changes with every rotation. */
+  readonly lastRotation: string;
+}
+
+/** Calls the rotation providers need beyond KV (see src/rotation/providers/). */
+export interface RotationTargets {
+  /** `POST :mount/rotate-role/:role`: OpenBao sets a new password on the database. */
+  databaseRotateRole(mount: string, role: string): Promise<void>;
+  databaseStaticCreds(mount: string, role: string): Promise<StaticCredentials>;
+  /** Registers a secret-id we generated (`custom-secret-id`); returns its accessor. */
+  appRoleAddSecretId(mount: string, role: string, secretId: string): Promise<{ accessor: string }>;
+  /** Whether a secret-id is (still) registered for the role. */
+  appRoleHasSecretId(mount: string, role: string, secretId: string): Promise<boolean>;
+  /** Destroys a secret-id; tokens already issued with it stay valid. Absent = done. */
+  appRoleDestroySecretId(mount: string, role: string, secretId: string): Promise<void>;
+  /** Logs in with AppRole; the caller revokes the token when it only tested the login. */
+  appRoleLogin(
+    mount: string,
+    roleId: string,
+    secretId: string,
+  ): Promise<{ readonly token: string; readonly accessor: string; readonly ttlSeconds: number }>;
+}
+
 /** A lease (or a token) as OpenBao reports it. */
 export interface IssuedLease {
   readonly id: string;

@@ -501,7 +501,9 @@ export function createOpenBaoClient(
         idempotent: false,
       });
       const data = isObject(body) && isObject(body.data) ? body.data : {};
-      return { accessor: typeof data.secret_id_accessor === 'string' ? data.secret_id_accessor : '' };
+      return {
+        accessor: typeof data.secret_id_accessor === 'string' ? data.secret_id_accessor : '',
+      };
     },
 
     async appRoleHasSecretId(mount, role, secretId) {

@@ -10,15 +10,18 @@ import { readYamlDirectory } from './directory.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { compileGlob } from './glob.js';
 import { checkCommonNameTemplate, checkMount, checkPathTemplate, checkRole } from './paths.js';
+import { isCronExpression } from './schedule.js';
 import type { DataPath, ParsedSource, SourceFile } from './source.js';
 import { formatPath, issuesToProblems, parseSource } from './source.js';
 import type {
+  GenerateSpec,
   Grant,
   LoadResult,
   MatchField,
   PolicyProblem,
   PolicySet,
   Rotation,
+  RotationTarget,
   SecretDefinition,
   SecretSource,
   SourceLocation,
@@ -95,16 +98,61 @@ const GrantSchema = z
   })
   .strict();
 
+const GenerateSchema = z
+  .object({
+    key: nonEmptyString,
+    kind: z.enum(['password', 'token', 'keypair']),
+    length: z.number().int().optional(),
+    alphabet: nonEmptyString.optional(),
+    format: nonEmptyString.optional(),
+  })
+  .strict();
+
+const RotationTargetSchema = z
+  .object({
+    postgres: z
+      .object({
+        admin: nonEmptyString,
+        users: z.array(nonEmptyString).length(2, 'must list exactly two logins').optional(),
+      })
+      .strict()
+      .optional(),
+    staticRole: z.object({ mount: z.string(), role: z.string() }).strict().optional(),
+  })
+  .strict();
+
 const RotationSchema = z
   .object({
-    secret: z.string(),
+    secret: z.string().optional(),
     schedule: nonEmptyString.optional(),
     every: durationValue.optional(),
     jitter: durationValue.optional(),
-    // The rotation providers own the meaning of `generate`; here it only has to be a mapping.
-    generate: z.record(z.string(), z.unknown()).optional(),
+    /** Daily UTC window in which a due rotation may start, e.g. "01:00-05:00". */
+    window: nonEmptyString.optional(),
+    generate: GenerateSchema.optional(),
+    target: RotationTargetSchema.optional(),
   })
   .strict();
+
+/** Defaults and bounds of `generate` per kind: [default length, minimum, maximum]. */
+const GENERATE_LENGTH: Record<GenerateSpec['kind'], readonly [number, number, number]> = {
+  password: [32, 12, 1024],
+  token: [32, 16, 512],
+  keypair: [3072, 2048, 8192],
+};
+const GENERATE_FORMATS: Record<GenerateSpec['kind'], readonly string[]> = {
+  password: [],
+  token: ['hex', 'base64', 'base64url'],
+  keypair: ['ed25519', 'rsa'],
+};
+
+function parseWindow(value: string): { startMinute: number; endMinute: number } | undefined {
+  const m = /^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$/.exec(value);
+  if (m === null) return undefined;
+  const startMinute = Number(m[1]) * 60 + Number(m[2]);
+  const endMinute = Number(m[3]) * 60 + Number(m[4]);
+  return startMinute === endMinute ? undefined : { startMinute, endMinute };
+}
 
 const PolicyFileSchema = z
   .object({
@@ -336,15 +384,108 @@ class FileChecker {
     const jitterSeconds = duration('jitter');
     if (raw.schedule !== undefined && hasControlCharacter(raw.schedule)) {
       this.check([...base, 'schedule'], 'contains a control character');
+    } else if (raw.schedule !== undefined && !isCronExpression(raw.schedule)) {
+      this.check(
+        [...base, 'schedule'],
+        `'${show(raw.schedule)}' is not a cron expression (5 or 6 fields, or @daily and the like)`,
+      );
     }
+    const window = raw.window === undefined ? undefined : parseWindow(raw.window);
+    if (raw.window !== undefined && window === undefined) {
+      this.check([...base, 'window'], `'${show(raw.window)}' is not a UTC window like 01:00-05:00`);
+    }
+
+    let target: RotationTarget = { kind: 'kv' };
+    if (raw.target?.postgres && raw.target.staticRole) {
+      this.check([...base, 'target'], 'set one of postgres or staticRole');
+    } else if (raw.target?.postgres) {
+      const { admin, users } = raw.target.postgres;
+      if (users !== undefined && users[0] === users[1]) {
+        this.check([...base, 'target', 'postgres', 'users'], 'the two logins must differ');
+      }
+      target = { kind: 'postgres', admin, ...(users ? { users: Object.freeze([...users]) } : {}) };
+    } else if (raw.target?.staticRole) {
+      const { mount, role } = raw.target.staticRole;
+      this.check([...base, 'target', 'staticRole', 'mount'], checkMount(mount));
+      this.check([...base, 'target', 'staticRole', 'role'], checkRole(role));
+      target = { kind: 'static-role', mount, role };
+    }
+
+    if (target.kind === 'static-role') {
+      if (raw.generate !== undefined)
+        this.check([...base, 'generate'], 'a static role gets its password from OpenBao');
+    } else if (raw.secret === undefined) {
+      this.check(base, 'set secret: the KV secret to rotate');
+    }
+    let generate: GenerateSpec | undefined;
+    if (target.kind !== 'static-role') {
+      const g =
+        raw.generate ??
+        (target.kind === 'postgres' ? { key: 'password', kind: 'password' as const } : undefined);
+      if (g === undefined) this.check(base, 'set generate: how the new value is made');
+      else generate = this.generate([...base, 'generate'], g, target);
+    }
+
     if (this.problems.length > before) return undefined;
+    const name =
+      target.kind === 'static-role'
+        ? `static-role:${target.mount}/${target.role}`
+        : (raw.secret as string);
     return Object.freeze({
-      secret: raw.secret,
+      name,
+      ...(raw.secret === undefined ? {} : { secret: raw.secret }),
       ...(raw.schedule === undefined ? {} : { schedule: raw.schedule }),
       ...(everySeconds === undefined ? {} : { everySeconds }),
       ...(jitterSeconds === undefined ? {} : { jitterSeconds }),
-      ...(raw.generate === undefined ? {} : { generate: Object.freeze({ ...raw.generate }) }),
+      ...(window === undefined ? {} : { window: Object.freeze(window) }),
+      ...(generate === undefined ? {} : { generate }),
+      target: Object.freeze(target),
       location: this.source.locate(base),
+    });
+  }
+
+  private generate(
+    path: DataPath,
+    raw: z.infer<typeof GenerateSchema>,
+    target: RotationTarget,
+  ): GenerateSpec | undefined {
+    const before = this.problems.length;
+    const [def, min, max] = GENERATE_LENGTH[raw.kind];
+    const length = raw.length ?? def;
+    if (length < min || length > max) {
+      this.check([...path, 'length'], `must be between ${min} and ${max} for ${raw.kind}`);
+    }
+    if (raw.alphabet !== undefined) {
+      if (raw.kind !== 'password') this.check([...path, 'alphabet'], 'applies to passwords only');
+      const chars = [...raw.alphabet];
+      if (chars.length < 2 || new Set(chars).size !== chars.length) {
+        this.check([...path, 'alphabet'], 'must list at least two distinct characters, each once');
+      } else if (chars.some((c) => hasControlCharacter(c))) {
+        this.check([...path, 'alphabet'], 'contains a control character');
+      }
+    }
+    const formats = GENERATE_FORMATS[raw.kind];
+    if (raw.format !== undefined && !formats.includes(raw.format)) {
+      this.check(
+        [...path, 'format'],
+        formats.length === 0
+          ? `does not apply to ${raw.kind}`
+          : `must be one of ${formats.join(', ')}`,
+      );
+    }
+    if (target.kind === 'postgres' && (raw.kind !== 'password' || raw.key !== 'password')) {
+      this.check(
+        path,
+        'a PostgreSQL login rotates its password: use { key: password, kind: password }',
+      );
+    }
+    if (this.problems.length > before) return undefined;
+    return Object.freeze({
+      key: raw.key,
+      kind: raw.kind,
+      length,
+      ...(raw.alphabet === undefined ? {} : { alphabet: raw.alphabet }),
+      ...(raw.format === undefined ? {} : { format: raw.format }),
     });
   }
 }
@@ -421,18 +562,45 @@ export function parsePolicyFiles(files: readonly SourceFile[], opts: LoadOptions
       grants.push(grant);
     }
     for (const rotation of c.rotations) {
-      if (!declared.has(rotation.secret)) {
-        problems.push({
-          ...rotation.location,
-          message: `rotation names unknown secret '${show(rotation.secret)}'`,
-        });
+      if (rotation.secret !== undefined) {
+        const secret = secrets.get(rotation.secret);
+        if (!declared.has(rotation.secret)) {
+          problems.push({
+            ...rotation.location,
+            message: `rotation names unknown secret '${show(rotation.secret)}'`,
+          });
+        } else if (secret !== undefined && secret.source.kind !== 'kv') {
+          problems.push({
+            ...rotation.location,
+            message: `rotation of '${show(rotation.secret)}': only KV secrets are rotated (this one is ${secret.source.kind})`,
+          });
+        } else if (secret?.source.kind === 'kv' && secret.source.path.includes('{')) {
+          problems.push({
+            ...rotation.location,
+            message: `rotation of '${show(rotation.secret)}': its path has placeholders, so it names no single entry`,
+          });
+        }
       }
-      const first = rotated.get(rotation.secret);
-      if (first === undefined) rotated.set(rotation.secret, rotation.location);
+      if (rotation.target.kind === 'postgres') {
+        const admin = secrets.get(rotation.target.admin);
+        if (!declared.has(rotation.target.admin)) {
+          problems.push({
+            ...rotation.location,
+            message: `rotation of '${show(rotation.name)}': admin names unknown secret '${show(rotation.target.admin)}'`,
+          });
+        } else if (admin !== undefined && admin.source.kind !== 'kv') {
+          problems.push({
+            ...rotation.location,
+            message: `rotation of '${show(rotation.name)}': admin '${show(rotation.target.admin)}' must be a KV secret`,
+          });
+        }
+      }
+      const first = rotated.get(rotation.name);
+      if (first === undefined) rotated.set(rotation.name, rotation.location);
       else {
         problems.push({
           ...rotation.location,
-          message: `secret '${show(rotation.secret)}' has a second rotation: here and at ${at(first)}`,
+          message: `secret '${show(rotation.name)}' has a second rotation: here and at ${at(first)}`,
         });
       }
       rotations.push(rotation);

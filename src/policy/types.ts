@@ -65,13 +65,44 @@ export interface Grant {
   readonly location: SourceLocation;
 }
 
+/** How a rotation makes a new value for one field of a KV secret (policy.md `generate`). */
+export interface GenerateSpec {
+  /** The one field that is replaced; the secret's other fields are kept. */
+  readonly key: string;
+  readonly kind: 'password' | 'token' | 'keypair';
+  /** Characters (password), bytes of randomness (token) or RSA bits (keypair). */
+  readonly length: number;
+  /** Password characters; every character is equally likely. */
+  readonly alphabet?: string;
+  /** token: hex | base64 | base64url; keypair: the algorithm's PEM (ed25519 | rsa). */
+  readonly format?: string;
+}
+
+/** Where a rotated value must also be set before it is promoted. */
+export type RotationTarget =
+  /** Only the KV secret: a generated value nobody else has to learn. */
+  | { readonly kind: 'kv' }
+  /**
+   * A PostgreSQL login. `admin` names a KV secret with the connection of a role that may
+   * ALTER ROLE. With `users`, two logins alternate: the inactive one is rotated.
+   */
+  | { readonly kind: 'postgres'; readonly admin: string; readonly users?: readonly string[] }
+  /** An OpenBao database static role: OpenBao makes and sets the password itself. */
+  | { readonly kind: 'static-role'; readonly mount: string; readonly role: string };
+
 export interface Rotation {
-  readonly secret: string;
+  /** Unique among rotations: the secret's name, or `static-role:<mount>/<role>`. */
+  readonly name: string;
+  /** The KV secret rotated (absent for a static role). */
+  readonly secret?: string;
   readonly schedule?: string;
   readonly everySeconds?: number;
   /** Upper bound of the random delay added to later runs (policy.md: jitter only delays). */
   readonly jitterSeconds?: number;
-  readonly generate?: Readonly<Record<string, unknown>>;
+  /** Rotations start only inside this daily UTC window (minutes after midnight). */
+  readonly window?: { readonly startMinute: number; readonly endMinute: number };
+  readonly generate?: GenerateSpec;
+  readonly target: RotationTarget;
   readonly location: SourceLocation;
 }
 

@@ -8,6 +8,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type ServerType, serve } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
+import { openAuditLog } from './audit/log.js';
 import { createBuildTokenCache } from './broker/dynamic.js';
 import { createPolicyStore, type PolicyStore, type ReloadResult } from './broker/policy-store.js';
 import type { Config } from './config/schema.js';
@@ -60,6 +61,13 @@ export async function startBroker(
   options: StartOptions = {},
 ): Promise<RunningBroker> {
   const logger = options.logger ?? createLogger(config.log.level);
+  // Opened first: a broker that cannot audit must not start (and serves nothing later
+  // while its sink fails).
+  const audit = await openAuditLog(config.audit);
+  logger.info(
+    { sink: audit.sink, hmacKeyId: audit.keyId, generatedKey: audit.generatedKey },
+    'audit log open',
+  );
 
   let credential: BrokerCredential | undefined;
   const addresses =
@@ -111,6 +119,7 @@ export async function startBroker(
     limits: { maxBodyBytes: config.http.maxBodyBytes, maxTokenBytes: config.http.maxTokenBytes },
     wrapTtlSeconds: config.wrapTtlSeconds,
     credential: brokerCredential,
+    audit: audit.log,
     rateLimiter: createRateLimiter(config.limits),
     dynamic: {
       openbao,
@@ -168,7 +177,8 @@ export async function startBroker(
       timer.unref();
       server.close(() => {
         clearTimeout(timer);
-        resolve();
+        // After the last request: every event it wrote is synced before the process exits.
+        void audit.log.close().finally(resolve);
       });
       if ('closeIdleConnections' in server) server.closeIdleConnections();
     });

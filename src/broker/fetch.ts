@@ -4,6 +4,7 @@
  * fails, undo what this request already created (wrapping tokens, leases, child tokens,
  * certificates, a fresh build token) before answering.
  */
+import type { AuditedSecret, AuditLog } from '../audit/log.js';
 import type { JobIdentity } from '../identity/types.js';
 import { LedgerFullError } from '../leases/ledger.js';
 import type { KvReader, TokenAdmin, WrappedResponse } from '../openbao/interface.js';
@@ -29,6 +30,19 @@ export interface FetchDeps {
   readonly now?: () => number;
   /** Needed only when policies define dynamic secrets. */
   readonly dynamic?: DynamicDeps;
+  /** The audit log and this request's id; the broker always sets it (tests may leave it out). */
+  readonly audit?: FetchAudit;
+}
+
+export interface FetchAudit {
+  readonly log: Pick<AuditLog, 'issued' | 'denied'>;
+  readonly requestId: string;
+}
+
+/** Fail closed: when the audit event cannot be written, nothing is served. */
+export function auditUnavailable(error: unknown) {
+  const cause = error instanceof Error ? error.message : 'unknown error';
+  return failure('unavailable', 'the audit log is unavailable', `audit: ${cause}`);
 }
 
 interface Delivery {
@@ -123,7 +137,29 @@ function failureOf(error: unknown, name: string) {
   return { ok: false as const, failure: failureFromError(error, name) };
 }
 
+/** Decides and delivers; a denial (403) is written to the audit log before it is answered. */
 export async function fetchSecrets(
+  deps: FetchDeps,
+  identity: JobIdentity,
+  names: readonly string[],
+  wrap: boolean,
+): Promise<Result<FetchAnswer>> {
+  const result = await decideAndDeliver(deps, identity, names, wrap);
+  if (result.ok || result.failure.code !== 'forbidden' || deps.audit === undefined) return result;
+  try {
+    await deps.audit.log.denied({
+      requestId: deps.audit.requestId,
+      identity,
+      secrets: loggableNames(deps.policies(), names),
+      reason: result.failure.reason,
+    });
+  } catch (error) {
+    return auditUnavailable(error);
+  }
+  return result;
+}
+
+async function decideAndDeliver(
   deps: FetchDeps,
   identity: JobIdentity,
   names: readonly string[],
@@ -241,6 +277,36 @@ export async function fetchSecrets(
     } catch (error) {
       await rollback();
       return failureOf(error, delivered.find((d) => d.certificate)?.name ?? '?');
+    }
+  }
+
+  if (deps.audit) {
+    // Written and synced before any secret leaves the broker; if it cannot be, undo all.
+    const decided = new Map(entries);
+    const audited = delivered.map((d): AuditedSecret => {
+      const granted = decided.get(d.name);
+      const secret = d.secret;
+      const leaseIds = d.undo.flatMap((u) => (u.kind === 'lease' ? [u.id] : []));
+      if ('data' in secret && secret.lease && !leaseIds.includes(secret.lease.id))
+        leaseIds.push(secret.lease.id);
+      const session = granted ? sessions.get(granted.ttlSeconds) : undefined;
+      return {
+        name: d.name,
+        grant: granted?.grant ?? '?',
+        kind: granted?.secret.source.kind ?? '?',
+        wrapped: 'wrapped' in secret,
+        ...('data' in secret ? { version: secret.version } : {}),
+        leaseIds,
+        accessors: d.undo.flatMap((u) => (u.kind === 'accessor' ? [u.accessor] : [])),
+        ...(session ? { buildTokenAccessor: session.buildToken.accessor } : {}),
+        ...(d.certificate ? { certificateSerial: d.certificate.serial } : {}),
+      };
+    });
+    try {
+      await deps.audit.log.issued({ requestId: deps.audit.requestId, identity, secrets: audited });
+    } catch (error) {
+      await rollback();
+      return auditUnavailable(error);
     }
   }
 

@@ -153,6 +153,20 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ level: 'info' }),
+    /** The audit log's own sink (src/audit/): a file, or stdout when no file is set. */
+    audit: z
+      .object({
+        file: z.string().min(1).optional(),
+        stdout: z.literal(true).optional(),
+        /** HMAC-SHA256 key for lease ids and accessors; random per process when absent. */
+        hmacKeyFile: z.string().min(1).optional(),
+        writeTimeoutMs: z.number().int().min(100).max(60000).default(5000),
+      })
+      .strict()
+      .refine((a) => Boolean(a.file) !== Boolean(a.stdout), {
+        message: 'set exactly one of file or stdout: true',
+      })
+      .default({ stdout: true, writeTimeoutMs: 5000 }),
   })
   .strict();
 

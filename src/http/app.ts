@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from 'pino';
+import type { AuditLog } from '../audit/log.js';
 import type { DynamicDeps } from '../broker/dynamic.js';
 import type { PolicySource } from '../broker/policy-store.js';
 import type { TokenVerifier } from '../identity/types.js';
@@ -33,6 +34,8 @@ export interface AppDeps {
   readonly credential?: { status(): { status: 'ok' | 'degraded' | 'failing'; detail: string } };
   /** Dynamic secrets and the build ledger; without it, only KV secrets are served. */
   readonly dynamic?: DynamicDeps;
+  /** Issued, denied and revoked events; the broker always sets it (in-process tests may not). */
+  readonly audit?: AuditLog;
 }
 
 /** Known routes and their methods: anything else on them is 405, elsewhere 404. */

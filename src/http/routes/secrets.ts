@@ -85,8 +85,9 @@ function authenticate(deps: AppDeps): MiddlewareHandler<AppEnv> {
   };
 }
 
-function fetchDeps(deps: AppDeps) {
+function fetchDeps(deps: AppDeps, requestId: string) {
   return {
+    ...(deps.audit ? { audit: { log: deps.audit, requestId } } : {}),
     policies: () => deps.policies.current(),
     openbao: deps.openbao,
     wrapTtlSeconds: deps.wrapTtlSeconds,
@@ -105,7 +106,7 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     const identity = c.get('identity');
     if (identity === undefined)
       return { ok: false as const, response: unauthenticated(c, 'no identity') };
-    const result = await fetchSecrets(fetchDeps(deps), identity, names, wrap);
+    const result = await fetchSecrets(fetchDeps(deps, c.get('requestId')), identity, names, wrap);
     deps.metrics.decisions.inc({
       outcome: result.ok || result.failure.code !== 'forbidden' ? 'allow' : 'deny',
     });
@@ -169,7 +170,8 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     const identity = c.get('identity');
     if (identity === undefined) return unauthenticated(c, 'no identity');
     if (deps.dynamic === undefined) return c.json({ build: identity.build, revoked: 0 });
-    const result = await revokeBuild(deps.dynamic, identity);
+    const audit = deps.audit ? { log: deps.audit, requestId: c.get('requestId') } : undefined;
+    const result = await revokeBuild(deps.dynamic, identity, audit);
     if (!result.ok) return fromFailure(c, result.failure);
     c.get('log').outcome = `revoked ${result.value.revoked}`;
     return c.json(result.value, 200, NO_STORE);

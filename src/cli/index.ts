@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { registerDevCommands } from './dev.js';
 import { registerImportCommand } from './import-zuul-secrets.js';
 import { registerPolicyCommands } from './policy.js';
+import { registerRotationCommands } from './rotate.js';
 import { registerServeCommand } from './serve.js';
 
 export class CliFailure extends Error {
@@ -22,6 +23,7 @@ registerServeCommand(program);
 registerDevCommands(program);
 registerPolicyCommands(program);
 registerImportCommand(program);
+registerRotationCommands(program);
 
 try {
   await program.parseAsync(process.argv);

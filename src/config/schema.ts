@@ -147,6 +147,28 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ perIdentity: { rate: 20, burst: 100 }, global: { rate: 2000, burst: 4000 } }),
+    rotation: z
+      .object({
+        /** Run due rotations inside `zsb serve` (any number of instances: a lock picks one). */
+        enabled: z.boolean().default(true),
+        /** How often the scheduler looks for due rotations. */
+        checkIntervalSeconds: seconds(60, 86400),
+        /** A holder that stops renewing its lock loses it after this long. */
+        lockTtlSeconds: seconds(120, 3600),
+        /** Attempts per step for transient errors (backoff with jitter between them). */
+        attempts: z.number().int().min(1).max(10).default(3),
+        /** Rotate the broker's own AppRole secret-id (auth.method approle only). */
+        brokerSecretId: z
+          .object({
+            /** The AppRole role the broker logs in with. */
+            role: z.string().min(1),
+            every: z.union([z.number().int().positive(), z.string().min(1)]).default('7d'),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .default({ enabled: true, checkIntervalSeconds: 60, lockTtlSeconds: 120, attempts: 3 }),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),

@@ -1,0 +1,193 @@
+/**
+ * `zsb rotate NAME | --due` and `zsb rotation status`: rotations on demand, as the broker
+ * would run them, with the broker's configuration and credential.
+ *
+ * ZSB_ROTATION_PAUSE_AT=<boundary> makes `zsb rotate` stop at that step boundary and wait
+ * to be killed: the crash tests use it to SIGKILL a real rotation between two steps.
+ */
+import type { Command } from 'commander';
+import pino from 'pino';
+import { createPolicyStore } from '../broker/policy-store.js';
+import { loadConfigFile } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { connectOpenBao } from '../openbao/connect.js';
+import type { RotationBoundary, RotationOutcome } from '../rotation/protocol.js';
+import {
+  createRotationService,
+  everySecondsOf,
+  type RotationService,
+} from '../rotation/service.js';
+
+function configFile(options: { config?: string }): string {
+  const file = options.config ?? process.env.ZSB_CONFIG;
+  if (!file) throw new Error('no configuration: pass --config FILE or set ZSB_CONFIG');
+  return file;
+}
+
+/** Builds the rotation service the way `zsb serve` does. */
+export async function rotationServiceFor(config: Config): Promise<{
+  service: RotationService;
+  stop: () => void;
+}> {
+  // Logs go to stderr: stdout carries the command's answer.
+  const logger = pino({ level: config.log.level, base: { service: 'zsb' } }, pino.destination(2));
+  const { openbao, credential } = await connectOpenBao(config.openbao, logger);
+  const policies = createPolicyStore(config.policies, {
+    maxTtlSeconds: config.maxTtlSeconds,
+    supportedKinds: ['kv', 'database', 'pki', 'token'],
+  });
+  const loaded = await policies.reload();
+  if (!loaded.ok) {
+    credential.stop();
+    throw new Error(`policies in ${config.policies} are invalid:\n${loaded.problems.join('\n')}`);
+  }
+  const auth = config.openbao.auth;
+  const own = config.rotation.brokerSecretId;
+  const service = createRotationService({
+    openbao,
+    stateMount: config.openbao.stateMount,
+    statePrefix: config.openbao.statePrefix,
+    policies: () => policies.current() ?? { rotations: [], secrets: new Map() },
+    lockTtlSeconds: config.rotation.lockTtlSeconds,
+    attempts: config.rotation.attempts,
+    logger,
+    ...(own && auth.method === 'approle'
+      ? {
+          brokerSecretId: {
+            mount: auth.mount,
+            role: own.role,
+            roleIdFile: auth.roleIdFile,
+            secretIdFile: auth.secretIdFile,
+            everySeconds: everySecondsOf(own.every),
+          },
+        }
+      : {}),
+  });
+  return { service, stop: () => credential.stop() };
+}
+
+export function describeOutcome(name: string, outcome: RotationOutcome): string {
+  switch (outcome.outcome) {
+    case 'rotated':
+      return `${name}: rotated (version ${String(outcome.version)}${outcome.resumed ? ', resumed an interrupted run' : ''})`;
+    case 'not-due':
+      return `${name}: not due`;
+    case 'busy':
+      return `${name}: another instance holds the lock`;
+    case 'aborted':
+      return `${name}: aborted: ${outcome.reason}`;
+    case 'failed':
+      return `${name}: failed at ${outcome.step}: ${outcome.reason}`;
+    case 'lost-lock':
+      return `${name}: stopped: another instance took over the lock`;
+    case 'stopped':
+      return `${name}: stopped for shutdown`;
+  }
+}
+
+const BOUNDARIES: readonly RotationBoundary[] = [
+  'locked',
+  'created',
+  'set-applied',
+  'set',
+  'tested',
+  'promote-applied',
+  'promoted',
+  'finished',
+];
+
+function pauseHook(): ((b: RotationBoundary) => Promise<void>) | undefined {
+  const at = process.env.ZSB_ROTATION_PAUSE_AT;
+  if (!at) return undefined;
+  if (!BOUNDARIES.includes(at as RotationBoundary)) {
+    throw new Error(`ZSB_ROTATION_PAUSE_AT must be one of ${BOUNDARIES.join(', ')}`);
+  }
+  return async (boundary) => {
+    if (boundary !== at) return;
+    process.stderr.write(`zsb: paused at ${boundary}\n`);
+    await new Promise(() => {}); // until killed
+  };
+}
+
+export function registerRotationCommands(program: Command): void {
+  program
+    .command('rotate')
+    .description('rotate NAME now, or every due rotation with --due')
+    .argument('[name]', 'rotation name (the secret name, or static-role:<mount>/<role>)')
+    .option('--due', 'rotate everything that is due (exit 0 also when nothing was due)')
+    .option('--config <file>', 'configuration file (YAML)')
+    .action(async (name: string | undefined, options: { due?: boolean; config?: string }) => {
+      if ((name === undefined) === !options.due) {
+        throw new Error('give either a rotation name or --due');
+      }
+      const config = loadConfigFile(configFile(options));
+      const { service, stop } = await rotationServiceFor(config);
+      const onBoundary = pauseHook();
+      try {
+        const outcomes =
+          name !== undefined
+            ? new Map([
+                [
+                  name,
+                  await service.rotate(name, {
+                    force: true,
+                    ...(onBoundary ? { onBoundary } : {}),
+                  }),
+                ],
+              ])
+            : await service.rotateDue(onBoundary ? { onBoundary } : {});
+        let ok = true;
+        for (const [n, outcome] of outcomes) {
+          process.stdout.write(`${describeOutcome(n, outcome)}\n`);
+          const fine =
+            outcome.outcome === 'rotated' ||
+            outcome.outcome === 'not-due' ||
+            (options.due === true && outcome.outcome === 'busy');
+          ok &&= fine;
+        }
+        if (!ok) process.exitCode = 1;
+      } finally {
+        stop();
+      }
+    });
+
+  program
+    .command('rotation')
+    .description('rotation state')
+    .command('status')
+    .description('last success, next run, current step and last error of every rotation')
+    .option('--json', 'machine-readable output')
+    .option('--config <file>', 'configuration file (YAML)')
+    .action(async (options: { json?: boolean; config?: string }) => {
+      const config = loadConfigFile(configFile(options));
+      const { service, stop } = await rotationServiceFor(config);
+      try {
+        const status = await service.status();
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+          return;
+        }
+        for (const s of status) {
+          const lines = [
+            `${s.name}  (${s.schedule})`,
+            `  last success: ${s.lastSuccess ?? 'never'}${s.lastOutcome && s.lastOutcome !== 'rotated' ? `  (last run ${s.lastOutcome})` : ''}`,
+            `  next run:     ${s.nextRun}`,
+            ...(s.step
+              ? [
+                  `  in progress:  step ${s.step} done${s.lockedBy ? `, locked by ${s.lockedBy}` : ''}`,
+                ]
+              : []),
+            ...(s.lastError
+              ? [
+                  `  last error:   ${s.lastError.at} at ${s.lastError.step}: ${s.lastError.message} (${s.failures} failed in a row)`,
+                ]
+              : []),
+          ];
+          process.stdout.write(`${lines.join('\n')}\n`);
+        }
+        if (status.length === 0) process.stdout.write('no rotations configured\n');
+      } finally {
+        stop();
+      }
+    });
+}

@@ -69,6 +69,8 @@ export async function startBroker(
     'audit log open',
   );
 
+  // Created first: the OpenBao client and the key sets report into it from their first call.
+  const metrics = createHttpMetrics({ defaultMetrics: true });
   let credential: BrokerCredential | undefined;
   const addresses =
     config.openbao.addresses ?? (config.openbao.address ? [config.openbao.address] : []);
@@ -78,6 +80,10 @@ export async function startBroker(
     maxConnections: config.openbao.maxConnections,
     ...(config.openbao.namespace ? { namespace: config.openbao.namespace } : {}),
     token: () => credential?.token() ?? '',
+    observe: ({ operation, outcome, seconds, attempts }) => {
+      metrics.openbaoCalls.observe({ operation, outcome }, seconds);
+      if (attempts > 1) metrics.openbaoRetries.inc({ operation }, attempts - 1);
+    },
   });
   // Renewed (token) or logged in again (AppRole) before it expires; see /readyz.
   credential = await startBrokerCredential(openbao, config.openbao.auth, logger);
@@ -96,10 +102,10 @@ export async function startBroker(
   const verifier = createTokenVerifier(config.issuers, {
     maxTokenBytes: config.http.maxTokenBytes,
     logger,
+    onKeySetRefresh: (outcome) => metrics.keySetRefreshes.inc({ outcome }),
   });
   // Not fatal: an issuer that is down at start shows as failing in /readyz and is retried.
   await verifier.refreshKeySets();
-  const metrics = createHttpMetrics({ defaultMetrics: true });
   const reported = (result: ReloadResult): void => {
     metrics.policyReloads.inc({ outcome: result.ok ? 'applied' : 'rejected' });
     if (result.ok) logger.info({ policies: policies.status().detail }, 'policies reloaded');

@@ -1,6 +1,7 @@
 /**
- * Prometheus metrics of the HTTP layer. Labels are closed sets (route pattern, status,
- * decision): never a secret name from a request, a token, an identity or a build id.
+ * Prometheus metrics of the broker, served by /metrics. Labels are closed sets (route
+ * pattern, status, decision, OpenBao operation and error kind, key set outcome): never a
+ * secret name from a request, a path, a token, an identity, an issuer URL or a build id.
  */
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 
@@ -10,6 +11,12 @@ export interface HttpMetrics {
   readonly duration: Histogram<'route'>;
   readonly decisions: Counter<'outcome'>;
   readonly policyReloads: Counter<'outcome'>;
+  /** One observation per OpenBao call (after its retries); outcome `ok` or an error kind. */
+  readonly openbaoCalls: Histogram<'operation' | 'outcome'>;
+  /** Requests repeated by the OpenBao client's retries and failover. */
+  readonly openbaoRetries: Counter<'operation'>;
+  /** Key set fetches of all issuers together, by outcome (`ok` or a failure class). */
+  readonly keySetRefreshes: Counter<'outcome'>;
 }
 
 export function createHttpMetrics(options: { defaultMetrics?: boolean } = {}): HttpMetrics {
@@ -39,6 +46,25 @@ export function createHttpMetrics(options: { defaultMetrics?: boolean } = {}): H
     decisions: new Counter({
       name: 'zsb_policy_decisions_total',
       help: 'Policy decisions on fetch requests by outcome',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    openbaoCalls: new Histogram({
+      name: 'zsb_openbao_call_duration_seconds',
+      help: 'OpenBao calls (retries included) by operation and outcome (ok or error kind)',
+      labelNames: ['operation', 'outcome'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    openbaoRetries: new Counter({
+      name: 'zsb_openbao_retries_total',
+      help: 'OpenBao requests repeated after a transient failure (retry or failover), by operation',
+      labelNames: ['operation'],
+      registers: [registry],
+    }),
+    keySetRefreshes: new Counter({
+      name: 'zsb_keyset_refreshes_total',
+      help: 'Issuer key set fetches by outcome (ok, timeout, unreachable, redirect, http_status, too_large, invalid)',
       labelNames: ['outcome'],
       registers: [registry],
     }),

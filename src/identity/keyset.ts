@@ -17,6 +17,16 @@ export interface IdentityLogger {
   warn(obj: object, msg: string): void;
 }
 
+/** The class of one key set fetch's result: a closed set, safe as a metric label. */
+export type KeySetRefreshOutcome =
+  | 'ok'
+  | 'timeout'
+  | 'unreachable'
+  | 'redirect'
+  | 'http_status'
+  | 'too_large'
+  | 'invalid';
+
 export interface IssuerKeySetOptions {
   readonly issuer: string;
   readonly jwksUrl: string;
@@ -31,6 +41,8 @@ export interface IssuerKeySetOptions {
   /** Epoch milliseconds. */
   readonly now?: () => number;
   readonly logger?: IdentityLogger;
+  /** Told after every fetch (metrics); gets only the outcome class, not the issuer. */
+  readonly onRefresh?: (outcome: KeySetRefreshOutcome) => void;
 }
 
 /** An immutable view of one successfully fetched key set. */
@@ -45,7 +57,10 @@ export interface KeySetSnapshot {
 
 /** A failure whose `reason` is a fixed phrase, safe for logs and status. */
 class KeySetFetchError extends Error {
-  constructor(readonly reason: string) {
+  constructor(
+    readonly reason: string,
+    readonly outcome: Exclude<KeySetRefreshOutcome, 'ok'>,
+  ) {
     super(reason);
     this.name = 'KeySetFetchError';
   }
@@ -128,7 +143,7 @@ function toJwk(jwk: PublicJwk): JWK {
 
 async function usableKeys(document: unknown, allowed: readonly string[]): Promise<JWK[]> {
   const parsed = JwksDocumentSchema.safeParse(document);
-  if (!parsed.success) throw new KeySetFetchError('invalid key set');
+  if (!parsed.success) throw new KeySetFetchError('invalid key set', 'invalid');
   const keys: JWK[] = [];
   for (const candidate of parsed.data.keys) {
     const jwk = PublicJwkSchema.safeParse(candidate);
@@ -144,7 +159,7 @@ async function usableKeys(document: unknown, allowed: readonly string[]): Promis
     }
     keys.push(clean);
   }
-  if (keys.length === 0) throw new KeySetFetchError('no usable keys');
+  if (keys.length === 0) throw new KeySetFetchError('no usable keys', 'invalid');
   return keys;
 }
 
@@ -152,10 +167,10 @@ async function readCapped(response: Response, maxBytes: number): Promise<Uint8Ar
   const declared = Number(response.headers.get('content-length') ?? '0');
   if (declared > maxBytes) {
     await response.body?.cancel().catch(() => undefined);
-    throw new KeySetFetchError('response too large');
+    throw new KeySetFetchError('response too large', 'too_large');
   }
   const body = response.body;
-  if (body === null) throw new KeySetFetchError('empty response');
+  if (body === null) throw new KeySetFetchError('empty response', 'invalid');
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -165,20 +180,23 @@ async function readCapped(response: Response, maxBytes: number): Promise<Uint8Ar
     total += value.byteLength;
     if (total > maxBytes) {
       await reader.cancel().catch(() => undefined);
-      throw new KeySetFetchError('response too large');
+      throw new KeySetFetchError('response too large', 'too_large');
     }
     chunks.push(value);
   }
   return Buffer.concat(chunks);
 }
 
-function failureReason(error: unknown): string {
-  if (error instanceof KeySetFetchError) return error.reason;
+function failureOf(error: unknown): {
+  reason: string;
+  outcome: Exclude<KeySetRefreshOutcome, 'ok'>;
+} {
+  if (error instanceof KeySetFetchError) return { reason: error.reason, outcome: error.outcome };
   if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
-    return 'timeout';
+    return { reason: 'timeout', outcome: 'timeout' };
   }
   // Messages of fetch errors can carry the URL or peer details; a fixed phrase is enough.
-  return 'fetch failed';
+  return { reason: 'fetch failed', outcome: 'unreachable' };
 }
 
 export class IssuerKeySet {
@@ -300,10 +318,12 @@ export class IssuerKeySet {
         getKey: createLocalJWKSet({ keys }),
       };
       this.#lastFailure = undefined;
+      this.#options.onRefresh?.('ok');
       return true;
     } catch (error) {
-      const reason = failureReason(error);
+      const { reason, outcome } = failureOf(error);
       this.#lastFailure = reason;
+      this.#options.onRefresh?.(outcome);
       this.#options.logger?.warn(
         { issuer: this.#options.issuer, jwksUrl: this.#options.jwksUrl, reason },
         'key set fetch failed, keeping the previous key set',
@@ -315,21 +335,26 @@ export class IssuerKeySet {
   async #load(): Promise<JWK[]> {
     const { jwksUrl, timeoutMs, maxBytes, algorithms } = this.#options;
     // The signal also bounds reading the body, so a slow trickle cannot hold a fetch open.
+    // Redirects are not followed: the key set comes from the configured URL or not at all
+    // (a redirect could hand the issuer's trust to another host).
     const response = await this.#fetch(jwksUrl, {
-      redirect: 'error',
+      redirect: 'manual',
       signal: AbortSignal.timeout(timeoutMs),
       headers: { accept: 'application/json' },
     });
     if (response.status !== 200) {
       await response.body?.cancel().catch(() => undefined);
-      throw new KeySetFetchError(`http status ${response.status}`);
+      if (response.status >= 300 && response.status < 400) {
+        throw new KeySetFetchError('redirect refused', 'redirect');
+      }
+      throw new KeySetFetchError(`http status ${response.status}`, 'http_status');
     }
     const bytes = await readCapped(response, maxBytes);
     let document: unknown;
     try {
       document = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
     } catch {
-      throw new KeySetFetchError('invalid json');
+      throw new KeySetFetchError('invalid json', 'invalid');
     }
     return usableKeys(document, algorithms);
   }

@@ -10,7 +10,12 @@ import type { JWTPayload } from 'jose';
 import { errors, jwtVerify } from 'jose';
 import { z } from 'zod';
 import type { IssuerConfig } from '../config/schema.js';
-import { type IdentityLogger, IssuerKeySet, type KeySetSnapshot } from './keyset.js';
+import {
+  type IdentityLogger,
+  IssuerKeySet,
+  type KeySetRefreshOutcome,
+  type KeySetSnapshot,
+} from './keyset.js';
 import { parseSubject } from './subject.js';
 import type {
   IssuerStatus,
@@ -27,6 +32,8 @@ export interface TokenVerifierOptions {
   /** Epoch milliseconds; injectable so tests control time. */
   readonly now?: () => number;
   readonly logger?: IdentityLogger;
+  /** Told the outcome class of every key set fetch, of any issuer (metrics). */
+  readonly onKeySetRefresh?: (outcome: KeySetRefreshOutcome) => void;
 }
 
 export interface ZuulTokenVerifier extends TokenVerifier {
@@ -172,6 +179,7 @@ export function createTokenVerifier(
       ...(opts.fetchImpl === undefined ? {} : { fetchImpl: opts.fetchImpl }),
       ...(opts.now === undefined ? {} : { now: opts.now }),
       ...(opts.logger === undefined ? {} : { logger: opts.logger }),
+      ...(opts.onKeySetRefresh === undefined ? {} : { onRefresh: opts.onKeySetRefresh }),
     });
     runtimes.set(config.issuer, { config, keySet });
   }

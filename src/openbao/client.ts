@@ -7,8 +7,9 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import type { Duplex } from 'node:stream';
 import nodeVault from 'node-vault';
-import { kindForStatus, OpenBaoError } from './errors.js';
+import { kindForStatus, OpenBaoError, type OpenBaoErrorKind } from './errors.js';
 import type {
   DynamicIssuer,
   Issued,
@@ -28,7 +29,30 @@ export interface OpenBaoClientOptions {
   readonly namespace?: string;
   /** The broker's current OpenBao token, asked for on every call. */
   readonly token: () => string;
+  /**
+   * Attempts of one idempotent call, the first included (default 3, at most 10). Calls that are
+   * not idempotent are never repeated. See `call()` for when a repeat happens.
+   */
+  readonly maxAttempts?: number;
+  /** Base of the full-jitter backoff between attempts (default 50 ms; each wait ≤ 400 ms). */
+  readonly retryBaseDelayMs?: number;
+  /** Told once per call, after its last attempt (metrics). Gets no path, token or body. */
+  readonly observe?: (observation: OpenBaoCallObservation) => void;
 }
+
+/** What a metrics hook learns about one call: closed sets only. */
+export interface OpenBaoCallObservation {
+  /** A fixed operation name of this file, e.g. `kv read`. */
+  readonly operation: string;
+  readonly outcome: 'ok' | OpenBaoErrorKind;
+  readonly seconds: number;
+  /** Requests sent, across attempts and addresses. */
+  readonly attempts: number;
+}
+
+const DEFAULT_MAX_ATTEMPTS = 3;
+const DEFAULT_RETRY_BASE_DELAY_MS = 50;
+const MAX_RETRY_DELAY_MS = 400;
 
 export interface TokenCreateRequest {
   readonly policies: readonly string[];
@@ -83,6 +107,74 @@ function errorStrings(body: unknown): string[] {
   return body.errors.filter((e): e is string => typeof e === 'string');
 }
 
+/** Failures that another attempt, a moment later or at another address, could cure. */
+function isTransient(error: OpenBaoError): boolean {
+  return error.kind === 'unavailable' || error.kind === 'sealed' || error.kind === 'timeout';
+}
+
+/** The error code of a connection the agents refused to open (see `OriginBound`). */
+const OFF_ORIGIN = 'ZSB_OPENBAO_OFF_ORIGIN';
+
+/** `host:port` of each configured address: the only places the client may connect to. */
+function originsOf(addresses: readonly string[]): ReadonlySet<string> {
+  return new Set(
+    addresses.map((address) => {
+      const url = new URL(address);
+      const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+      return `${url.hostname.replace(/^\[|\]$/g, '')}:${port}`;
+    }),
+  );
+}
+
+type ConnectionCallback = (error: Error | null, stream: Duplex) => void;
+/** Node's agent reads only the error when there is one. */
+type RefusalCallback = (error: Error) => void;
+
+/** An error when `connection` goes anywhere but a configured address. */
+function offOrigin(
+  origins: ReadonlySet<string>,
+  connection: http.ClientRequestArgs,
+): Error | undefined {
+  const host = (connection.host ?? connection.hostname ?? '').replace(/^\[|\]$/g, '');
+  if (origins.has(`${host}:${connection.port ?? connection.defaultPort ?? ''}`)) return undefined;
+  return Object.assign(new Error('connection outside the OpenBao addresses'), { code: OFF_ORIGIN });
+}
+
+/*
+ * The transport follows redirects, and every request carries a token. The agents open a
+ * connection only to a configured address, so a redirect (from a compromised or misconfigured
+ * server, or anything in between) can never carry the token elsewhere: it fails as `upstream`.
+ */
+class OriginBoundHttpAgent extends http.Agent {
+  constructor(
+    options: http.AgentOptions,
+    private readonly origins: ReadonlySet<string>,
+  ) {
+    super(options);
+  }
+  override createConnection(connection: http.ClientRequestArgs, callback?: ConnectionCallback) {
+    const refused = offOrigin(this.origins, connection);
+    if (refused === undefined) return super.createConnection(connection, callback);
+    (callback as RefusalCallback | undefined)?.(refused);
+    return undefined;
+  }
+}
+
+class OriginBoundHttpsAgent extends https.Agent {
+  constructor(
+    options: https.AgentOptions,
+    private readonly origins: ReadonlySet<string>,
+  ) {
+    super(options);
+  }
+  override createConnection(connection: https.RequestOptions, callback?: ConnectionCallback) {
+    const refused = offOrigin(this.origins, connection);
+    if (refused === undefined) return super.createConnection(connection, callback);
+    (callback as RefusalCallback | undefined)?.(refused);
+    return undefined;
+  }
+}
+
 /** Turns whatever the transport threw into an OpenBaoError without keeping the original. */
 function classify(operation: string, error: unknown): OpenBaoError {
   if (error instanceof OpenBaoError) return error;
@@ -99,6 +191,7 @@ function classify(operation: string, error: unknown): OpenBaoError {
     if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_CANCELED') {
       return new OpenBaoError(operation, 'timeout', 0);
     }
+    if (code === OFF_ORIGIN) return new OpenBaoError(operation, 'upstream', 0);
     if (code !== '') return new OpenBaoError(operation, 'unavailable', 0);
   }
   return new OpenBaoError(operation, 'upstream', 0);
@@ -114,8 +207,9 @@ export function createOpenBaoClient(
     maxSockets: options.maxConnections,
     maxFreeSockets: options.maxConnections,
   };
-  const httpAgent = new http.Agent(agentOptions);
-  const httpsAgent = new https.Agent(agentOptions);
+  const origins = originsOf(options.addresses);
+  const httpAgent = new OriginBoundHttpAgent(agentOptions, origins);
+  const httpsAgent = new OriginBoundHttpsAgent(agentOptions, origins);
   const clients = options.addresses.map((address) => {
     const client = nodeVault({ endpoint: address, apiVersion: 'v1' });
     // node-vault falls back to VAULT_TOKEN / VAULT_NAMESPACE from the environment; the
@@ -126,35 +220,85 @@ export function createOpenBaoClient(
   });
   let preferred = 0;
 
+  const maxAttempts = Math.min(
+    10,
+    Math.max(1, Math.trunc(options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS)),
+  );
+  const retryBaseDelayMs = Math.max(0, options.retryBaseDelayMs ?? DEFAULT_RETRY_BASE_DELAY_MS);
+
+  /**
+   * One call, with failover and bounded retries for idempotent calls only. A call that creates
+   * something (a wrapping token, a lease, a token, a KV version) is sent exactly once: repeating
+   * it after a lost answer would create a second one that nobody revokes.
+   *
+   * An idempotent call tries every address in turn (failover) and, when all failed with an
+   * error that another moment could cure (unreachable, reset, 502/503/504, timeout), starts
+   * another round after a full-jitter backoff. A new round starts only while the time spent is
+   * under `timeoutMs`, so retries turn fast failures into successes but never multiply the
+   * wait of a job: after a timeout there is no further round.
+   */
   async function call(raw: RawCall): Promise<unknown> {
     const headers: Record<string, string> = { ...raw.headers };
     if (!raw.anonymous) headers['X-Vault-Token'] = raw.token ?? options.token();
     if (options.namespace) headers['X-Vault-Namespace'] = options.namespace;
-    const attempts = raw.idempotent ? clients.length : 1;
+    const rounds = raw.idempotent ? maxAttempts : 1;
+    const addressesPerRound = raw.idempotent ? clients.length : 1;
+    const started = performance.now();
+    let sent = 0;
     let lastError: OpenBaoError | undefined;
-    for (let i = 0; i < attempts; i++) {
-      const index = (preferred + i) % clients.length;
-      const client = clients[index];
-      if (client === undefined) break;
-      try {
-        const body: unknown = await client.request({
-          path: raw.path,
-          method: raw.method,
-          headers,
-          timeout: options.timeoutMs,
-          httpAgent,
-          httpsAgent,
-          ...(raw.json === undefined ? {} : { json: raw.json }),
-        });
+    const finish = (outcome: 'ok' | OpenBaoErrorKind): void => {
+      options.observe?.({
+        operation: raw.operation,
+        outcome,
+        seconds: (performance.now() - started) / 1000,
+        attempts: sent,
+      });
+    };
+    for (let round = 0; round < rounds; round++) {
+      if (round > 0) {
+        const ceiling = Math.min(MAX_RETRY_DELAY_MS, retryBaseDelayMs * 2 ** (round - 1));
+        const delay = Math.random() * ceiling;
+        if (performance.now() - started + delay >= options.timeoutMs) break;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+      for (let i = 0; i < addressesPerRound; i++) {
+        const index = (preferred + i) % clients.length;
+        const client = clients[index];
+        if (client === undefined) break;
+        sent += 1;
+        let body: unknown;
+        try {
+          body = await client.request({
+            path: raw.path,
+            method: raw.method,
+            headers,
+            timeout: options.timeoutMs,
+            httpAgent,
+            httpsAgent,
+            ...(raw.json === undefined ? {} : { json: raw.json }),
+          });
+        } catch (error) {
+          lastError = classify(raw.operation, error);
+          // Only a server we could not reach (or that could not answer now) is worth asking again.
+          if (!isTransient(lastError)) {
+            finish(lastError.kind);
+            throw lastError;
+          }
+          continue;
+        }
+        // OpenBao answers JSON or nothing (204); anything else is not OpenBao's answer.
+        if (body !== undefined && body !== '' && !isObject(body)) {
+          finish('upstream');
+          throw new OpenBaoError(raw.operation, 'upstream', 200);
+        }
         preferred = index;
+        finish('ok');
         return body;
-      } catch (error) {
-        lastError = classify(raw.operation, error);
-        // Only a server we could not reach is worth trying elsewhere.
-        if (lastError.kind !== 'unavailable' && lastError.kind !== 'timeout') throw lastError;
       }
     }
-    throw lastError ?? new OpenBaoError(raw.operation, 'unavailable', 0);
+    const failure = lastError ?? new OpenBaoError(raw.operation, 'unavailable', 0);
+    finish(failure.kind);
+    throw failure;
   }
 
   function kvDataPath(mount: string, path: string): string {

@@ -256,8 +256,49 @@ describe('IssuerKeySet', () => {
       return Response.json(issuer.publicJwks());
     });
     await keySet.refresh();
-    expect(seen?.redirect).toBe('error');
+    // Not followed by fetch: a 3xx reaches the key set, which refuses it itself.
+    expect(seen?.redirect).toBe('manual');
     expect(seen?.signal).toBeInstanceOf(AbortSignal);
+    const redirected = keySetWith(
+      async () =>
+        new Response(null, { status: 307, headers: { location: 'https://evil.example' } }),
+    );
+    expect(await redirected.refresh()).toBe(false);
+    expect(redirected.status().detail).toContain('redirect refused');
+  });
+
+  it('tells the refresh hook the outcome class of every fetch', async () => {
+    const outcomes: string[] = [];
+    const answers: Array<() => Response | Promise<Response>> = [
+      () => Response.json(issuer.publicJwks()),
+      () => new Response('not json'),
+      () => new Response(null, { status: 500 }),
+      () => new Response(null, { status: 302, headers: { location: 'https://elsewhere' } }),
+      () => new Response('{"keys":[]}', { headers: { 'content-length': String(1 << 20) } }),
+      () => Promise.reject(new TypeError('fetch failed')),
+    ];
+    const keySet = new IssuerKeySet({
+      issuer: 'https://zuul.example.org',
+      jwksUrl: 'https://zuul.example.org/oidc/.well-known/jwks',
+      algorithms: ['RS256'],
+      timeoutMs: 1000,
+      maxBytes: 65536,
+      refreshIntervalSeconds: 300,
+      maxStaleSeconds: 3600,
+      minRefetchIntervalSeconds: 30,
+      fetchImpl: async () => (answers.shift() ?? (() => Response.json({})))(),
+      now: () => clock.now(),
+      onRefresh: (outcome) => outcomes.push(outcome),
+    });
+    for (let i = 0; i < 6; i++) await keySet.refresh();
+    expect(outcomes).toEqual([
+      'ok',
+      'invalid',
+      'http_status',
+      'redirect',
+      'too_large',
+      'unreachable',
+    ]);
   });
 
   it('shares one fetch among concurrent refetches', async () => {

@@ -13,6 +13,7 @@ import { createBuildTokenCache } from './broker/dynamic.js';
 import { createPolicyStore, type PolicyStore, type ReloadResult } from './broker/policy-store.js';
 import type { Config } from './config/schema.js';
 import { createApp } from './http/app.js';
+import { type ListenerTls, readTlsPairSync, startListenerTls } from './http/listener-tls.js';
 import { createHttpMetrics } from './http/metrics.js';
 import { createRateLimiter } from './http/rate-limit.js';
 import { createTokenVerifier } from './identity/verifier.js';
@@ -79,6 +80,7 @@ export async function startBroker(
     timeoutMs: config.openbao.timeoutMs,
     maxConnections: config.openbao.maxConnections,
     ...(config.openbao.namespace ? { namespace: config.openbao.namespace } : {}),
+    ...(config.openbao.tls ? { tls: readOpenBaoTls(config.openbao.tls) } : {}),
     token: () => credential?.token() ?? '',
     observe: ({ operation, outcome, seconds, attempts }) => {
       metrics.openbaoCalls.observe({ operation, outcome }, seconds);
@@ -141,6 +143,7 @@ export async function startBroker(
   });
 
   const tls = config.listen.tls;
+  const tlsPair = tls ? readTlsPairSync(tls) : undefined;
   const server: ServerType = await new Promise((resolve) => {
     const s = serve(
       {
@@ -150,7 +153,7 @@ export async function startBroker(
         ...(tls
           ? {
               createServer: createHttpsServer,
-              serverOptions: { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) },
+              serverOptions: { cert: tlsPair?.cert, key: tlsPair?.key },
             }
           : {}),
       },
@@ -162,6 +165,10 @@ export async function startBroker(
     server.headersTimeout = Math.min(10000, config.http.requestTimeoutMs);
     server.keepAliveTimeout = 5000;
   }
+  const listenerTls: ListenerTls | undefined =
+    tls && tlsPair && 'setSecureContext' in server
+      ? startListenerTls(server, tls, tlsPair, { watch: tls.watch, logger })
+      : undefined;
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
@@ -176,6 +183,7 @@ export async function startBroker(
       verifier.close();
       stopWatching();
       brokerCredential.stop();
+      listenerTls?.close();
       // Stop accepting; in-flight requests finish, idle keep-alive sockets are closed.
       const timer = setTimeout(() => {
         if ('closeAllConnections' in server) server.closeAllConnections();
@@ -203,8 +211,18 @@ export async function startBroker(
     process.once('SIGINT', () => shutdown('SIGINT'));
     process.on('SIGHUP', () => {
       void policies.reload().then(reported);
+      void listenerTls?.reload();
     });
   }
 
   return { url, policies, close };
+}
+
+/** The PEM files for TLS toward OpenBao, read once at start (an unreadable file stops it). */
+function readOpenBaoTls(tls: NonNullable<Config['openbao']['tls']>) {
+  return {
+    ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
+    ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
+    ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
+  };
 }

@@ -95,7 +95,11 @@ export const ConfigSchema = z
       .object({
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(8080),
-        tls: z.object({ certFile: z.string(), keyFile: z.string() }).strict().optional(),
+        /** Reloaded on SIGHUP and, with `watch`, when a file changes (invalid files keep the old pair). */
+        tls: z
+          .object({ certFile: z.string(), keyFile: z.string(), watch: z.boolean().default(true) })
+          .strict()
+          .optional(),
       })
       .strict()
       .default({ host: '127.0.0.1', port: 8080 }),
@@ -115,6 +119,18 @@ export const ConfigSchema = z
         buildTokenRole: z.string().min(1).default('zsb-build'),
         buildPolicy: z.string().min(1).default('zsb-build'),
         namespace: z.string().optional(),
+        /** PEM files for TLS toward OpenBao: a private CA, and a client certificate and key. */
+        tls: z
+          .object({
+            caFile: z.string().min(1).optional(),
+            certFile: z.string().min(1).optional(),
+            keyFile: z.string().min(1).optional(),
+          })
+          .strict()
+          .refine((t) => Boolean(t.certFile) === Boolean(t.keyFile), {
+            message: 'set both certFile and keyFile, or neither',
+          })
+          .optional(),
       })
       .strict()
       .refine((o) => Boolean(o.address) !== Boolean(o.addresses), {

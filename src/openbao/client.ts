@@ -27,6 +27,8 @@ export interface OpenBaoClientOptions {
   readonly timeoutMs: number;
   readonly maxConnections: number;
   readonly namespace?: string;
+  /** TLS toward OpenBao: a private CA, and a client certificate and key (PEM). */
+  readonly tls?: { readonly ca?: Buffer; readonly cert?: Buffer; readonly key?: Buffer };
   /** The broker's current OpenBao token, asked for on every call. */
   readonly token: () => string;
   /**
@@ -209,7 +211,7 @@ export function createOpenBaoClient(
   };
   const origins = originsOf(options.addresses);
   const httpAgent = new OriginBoundHttpAgent(agentOptions, origins);
-  const httpsAgent = new OriginBoundHttpsAgent(agentOptions, origins);
+  const httpsAgent = new OriginBoundHttpsAgent({ ...agentOptions, ...options.tls }, origins);
   const clients = options.addresses.map((address) => {
     const client = nodeVault({ endpoint: address, apiVersion: 'v1' });
     // node-vault falls back to VAULT_TOKEN / VAULT_NAMESPACE from the environment; the

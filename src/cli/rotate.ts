@@ -31,16 +31,16 @@ export async function rotationServiceFor(config: Config): Promise<{
 }> {
   // Logs go to stderr: stdout carries the command's answer.
   const logger = pino({ level: config.log.level, base: { service: 'zsb' } }, pino.destination(2));
-  const { openbao, credential } = await connectOpenBao(config.openbao, logger);
   const policies = createPolicyStore(config.policies, {
     maxTtlSeconds: config.maxTtlSeconds,
     supportedKinds: ['kv', 'database', 'pki', 'token'],
   });
+  // Policies first: a broken policy set is reported without touching OpenBao.
   const loaded = await policies.reload();
   if (!loaded.ok) {
-    credential.stop();
     throw new Error(`policies in ${config.policies} are invalid:\n${loaded.problems.join('\n')}`);
   }
+  const { openbao, credential } = await connectOpenBao(config.openbao, logger);
   const auth = config.openbao.auth;
   const own = config.rotation.brokerSecretId;
   const service = createRotationService({

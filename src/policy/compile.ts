@@ -122,6 +122,40 @@ function buildRules(name: string, source: SecretSource): Rule[] {
   }
 }
 
+/** What rotations need: write the rotated KV secrets, read admin logins, rotate static roles. */
+function rotationRules(set: PolicySet, options: CompileOptions): Rule[] {
+  if (set.rotations.length === 0) return [];
+  const rules: Rule[] = [
+    {
+      path: `${options.stateMount}/data/${options.statePrefix}/rotations/*`,
+      capabilities: ['create', 'read', 'update'],
+      why: 'rotation state and locks',
+    },
+  ];
+  const kvPath = (name: string): string | undefined => {
+    const source = set.secrets.get(name)?.source;
+    return source?.kind === 'kv' ? `${source.mount}/data/${source.path}` : undefined;
+  };
+  for (const rotation of set.rotations) {
+    const why = `rotation of ${rotation.name}`;
+    const secret = rotation.secret === undefined ? undefined : kvPath(rotation.secret);
+    if (secret !== undefined) {
+      rules.push({ path: secret, capabilities: ['create', 'read', 'update'], why });
+    }
+    const target = rotation.target;
+    if (target.kind === 'postgres') {
+      const admin = kvPath(target.admin);
+      if (admin !== undefined) rules.push({ path: admin, capabilities: ['read'], why });
+    } else if (target.kind === 'static-role') {
+      rules.push(
+        { path: `${target.mount}/rotate-role/${target.role}`, capabilities: ['update'], why },
+        { path: `${target.mount}/static-creds/${target.role}`, capabilities: ['read'], why },
+      );
+    }
+  }
+  return rules;
+}
+
 function hclString(value: string): string {
   // HCL string escapes are JSON's for the characters a validated path can hold.
   return JSON.stringify(value);
@@ -187,6 +221,7 @@ export function compileOpenBaoSetup(
       },
     );
   }
+  broker.push(...rotationRules(set, options));
   const tokenPolicies = secrets.flatMap(([, s]) =>
     s.source.kind === 'token' ? s.source.policies : [],
   );

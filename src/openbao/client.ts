@@ -40,6 +40,8 @@ export interface OpenBaoClientOptions {
   readonly retryBaseDelayMs?: number;
   /** Told once per call, after its last attempt (metrics). Gets no path, token or body. */
   readonly observe?: (observation: OpenBaoCallObservation) => void;
+  /** Largest answer (head and body) read from OpenBao; a larger one fails as `upstream`. */
+  readonly maxResponseBytes?: number;
 }
 
 /** What a metrics hook learns about one call: closed sets only. */
@@ -55,6 +57,8 @@ export interface OpenBaoCallObservation {
 const DEFAULT_MAX_ATTEMPTS = 3;
 const DEFAULT_RETRY_BASE_DELAY_MS = 50;
 const MAX_RETRY_DELAY_MS = 400;
+/** A KV v2 entry is at most about 1 MiB in OpenBao's raft storage; its JSON answer fits well. */
+const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
 export interface TokenCreateRequest {
   readonly policies: readonly string[];
@@ -114,8 +118,10 @@ function isTransient(error: OpenBaoError): boolean {
   return error.kind === 'unavailable' || error.kind === 'sealed' || error.kind === 'timeout';
 }
 
-/** The error code of a connection the agents refused to open (see `OriginBound`). */
+/** The error code of a connection the agents refused to open (see `OriginBoundHttpAgent`). */
 const OFF_ORIGIN = 'ZSB_OPENBAO_OFF_ORIGIN';
+/** The error code of a connection cut because an answer was larger than allowed. */
+const TOO_LARGE = 'ZSB_OPENBAO_ANSWER_TOO_LARGE';
 
 /** `host:port` of each configured address: the only places the client may connect to. */
 function originsOf(addresses: readonly string[]): ReadonlySet<string> {
@@ -142,36 +148,68 @@ function offOrigin(
   return Object.assign(new Error('connection outside the OpenBao addresses'), { code: OFF_ORIGIN });
 }
 
+/**
+ * Cuts a connection whose current answer grows past `maxBytes`. The transport reads whole
+ * bodies into memory and has no limit of its own; the count restarts each time the agent
+ * takes a kept-alive connection back after a complete answer.
+ */
+function capAnswers(socket: Duplex | null | undefined, maxBytes: number): void {
+  if (!socket) return;
+  let received = 0;
+  socket.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > maxBytes && !socket.destroyed) {
+      socket.destroy(Object.assign(new Error('OpenBao answer too large'), { code: TOO_LARGE }));
+    }
+  });
+  socket.on('free', () => {
+    received = 0;
+  });
+}
+
+interface AgentBounds {
+  readonly origins: ReadonlySet<string>;
+  readonly maxResponseBytes: number;
+}
+
 /*
  * The transport follows redirects, and every request carries a token. The agents open a
  * connection only to a configured address, so a redirect (from a compromised or misconfigured
  * server, or anything in between) can never carry the token elsewhere: it fails as `upstream`.
  */
-class OriginBoundHttpAgent extends http.Agent {
+class BoundedHttpAgent extends http.Agent {
   constructor(
     options: http.AgentOptions,
-    private readonly origins: ReadonlySet<string>,
+    private readonly bounds: AgentBounds,
   ) {
     super(options);
   }
   override createConnection(connection: http.ClientRequestArgs, callback?: ConnectionCallback) {
-    const refused = offOrigin(this.origins, connection);
-    if (refused === undefined) return super.createConnection(connection, callback);
+    const refused = offOrigin(this.bounds.origins, connection);
+    if (refused === undefined) {
+      const socket = super.createConnection(connection, callback);
+      capAnswers(socket, this.bounds.maxResponseBytes);
+      return socket;
+    }
     (callback as RefusalCallback | undefined)?.(refused);
     return undefined;
   }
 }
 
-class OriginBoundHttpsAgent extends https.Agent {
+class BoundedHttpsAgent extends https.Agent {
   constructor(
     options: https.AgentOptions,
-    private readonly origins: ReadonlySet<string>,
+    private readonly bounds: AgentBounds,
   ) {
     super(options);
   }
   override createConnection(connection: https.RequestOptions, callback?: ConnectionCallback) {
-    const refused = offOrigin(this.origins, connection);
-    if (refused === undefined) return super.createConnection(connection, callback);
+    const refused = offOrigin(this.bounds.origins, connection);
+    if (refused === undefined) {
+      const socket = super.createConnection(connection, callback);
+      capAnswers(socket, this.bounds.maxResponseBytes);
+      return socket;
+    }
     (callback as RefusalCallback | undefined)?.(refused);
     return undefined;
   }
@@ -193,7 +231,8 @@ function classify(operation: string, error: unknown): OpenBaoError {
     if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_CANCELED') {
       return new OpenBaoError(operation, 'timeout', 0);
     }
-    if (code === OFF_ORIGIN) return new OpenBaoError(operation, 'upstream', 0);
+    if (code === OFF_ORIGIN || code === TOO_LARGE)
+      return new OpenBaoError(operation, 'upstream', 0);
     if (code !== '') return new OpenBaoError(operation, 'unavailable', 0);
   }
   return new OpenBaoError(operation, 'upstream', 0);
@@ -209,9 +248,12 @@ export function createOpenBaoClient(
     maxSockets: options.maxConnections,
     maxFreeSockets: options.maxConnections,
   };
-  const origins = originsOf(options.addresses);
-  const httpAgent = new OriginBoundHttpAgent(agentOptions, origins);
-  const httpsAgent = new OriginBoundHttpsAgent({ ...agentOptions, ...options.tls }, origins);
+  const bounds: AgentBounds = {
+    origins: originsOf(options.addresses),
+    maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+  };
+  const httpAgent = new BoundedHttpAgent(agentOptions, bounds);
+  const httpsAgent = new BoundedHttpsAgent({ ...agentOptions, ...options.tls }, bounds);
   const clients = options.addresses.map((address) => {
     const client = nodeVault({ endpoint: address, apiVersion: 'v1' });
     // node-vault falls back to VAULT_TOKEN / VAULT_NAMESPACE from the environment; the

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger, type RunningBroker, startBroker } from '../../src/main.js';
+import { createOpenBaoClient } from '../../src/openbao/client.js';
 import { LogCapture } from '../support/app.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { until } from '../support/http.js';
@@ -26,6 +27,8 @@ const bao = realOpenBao();
 const prefix = uniquePrefix('faults');
 const CLOUDS = { username: 'ci', password: `pw-${prefix}` };
 const KV_PATH = `/v1/secret/data/${prefix}/clouds`;
+/** An oversize body that would be a valid KV v2 read answer if the broker took it in. */
+const KV_SHAPED = { head: '{"data":{"data":{"pad":"', tail: '"},"metadata":{"version":1}}}' };
 
 let dir: string;
 let issuer: ZuulIssuer;
@@ -204,9 +207,10 @@ describe('OpenBao behind a fault proxy', () => {
     await expectRecovered();
   });
 
-  it('an oversize 200 that is not a KV answer: 502 upstream_error; recovers', async () => {
-    await proxy.setMode({ kind: 'oversize', bytes: 4 * 1024 * 1024 });
+  it('an oversize KV answer (over the 4 MiB default): 502 upstream_error, not repeated; recovers', async () => {
+    await proxy.setMode({ kind: 'oversize', bytes: 6 * 1024 * 1024, ...KV_SHAPED });
     expectProblem(await readSecret(), 502, 'upstream_error');
+    expect(kvReadsSeen()).toBe(1);
     await expectRecovered();
   });
 
@@ -288,5 +292,95 @@ describe('OpenBao behind a fault proxy', () => {
       checks: { openbao: { status: 'ok' } },
     });
     expect(logs.text()).not.toContain(brokerToken);
+  });
+});
+
+describe('the OpenBao client through the fault proxy', () => {
+  const client = (options: Partial<Parameters<typeof createOpenBaoClient>[0]> = {}) =>
+    createOpenBaoClient({
+      addresses: [proxy.url],
+      timeoutMs: 5000,
+      maxConnections: 2,
+      token: () => bao.rootToken,
+      ...options,
+    });
+  const failure = (promise: Promise<unknown>) =>
+    promise.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+  const sentTo = (pathPrefix: string) =>
+    proxy.seen.filter((r) => r.path.startsWith(pathPrefix)).length;
+
+  it('sends calls that create something once, and repeats reads and revocations', async () => {
+    const admin = client({ retryBaseDelayMs: 1 });
+    await proxy.setMode({ kind: 'status', status: 502 });
+    const created: Array<[string, Promise<unknown>, string]> = [
+      [
+        'kv write',
+        admin.kvWrite('secret', `${prefix}/written`, { a: 1 }),
+        `/v1/secret/data/${prefix}/written`,
+      ],
+      [
+        'token create',
+        admin.createToken({ policies: ['default'], ttlSeconds: 60 }),
+        '/v1/auth/token/create',
+      ],
+      ['wrapped read', admin.kvReadWrapped('secret', `${prefix}/clouds`, 60), KV_PATH],
+      ['wrap', admin.wrapData({ a: 1 }, 60), '/v1/sys/wrapping/wrap'],
+    ];
+    for (const [name, call, pathPrefix] of created) {
+      expect(await failure(call), name).toMatchObject({ kind: 'unavailable', status: 502 });
+      expect(sentTo(pathPrefix), name).toBe(1);
+    }
+    proxy.resetCount();
+    expect(await failure(admin.kvRead('secret', `${prefix}/clouds`))).toMatchObject({
+      kind: 'unavailable',
+    });
+    expect(sentTo(KV_PATH)).toBe(3);
+    expect(await failure(admin.revokeAccessor('nonexistent'))).toMatchObject({
+      kind: 'unavailable',
+    });
+    expect(sentTo('/v1/auth/token/revoke-accessor')).toBe(3);
+  });
+
+  it('takes the attempt count and backoff base as options, the backoff capped', async () => {
+    await proxy.setMode({ kind: 'status', status: 503 });
+    expect(
+      await failure(client({ maxAttempts: 1 }).kvRead('secret', `${prefix}/clouds`)),
+    ).toMatchObject({
+      kind: 'sealed',
+    });
+    expect(sentTo(KV_PATH)).toBe(1);
+
+    proxy.resetCount();
+    const started = performance.now();
+    const patient = client({ maxAttempts: 5, retryBaseDelayMs: 60000 });
+    expect(await failure(patient.kvRead('secret', `${prefix}/clouds`))).toMatchObject({
+      kind: 'sealed',
+    });
+    expect(sentTo(KV_PATH)).toBe(5);
+    // Four waits of at most 400 ms each, whatever the base says.
+    expect(performance.now() - started).toBeLessThan(4 * 400 + 1000);
+  });
+
+  it('reads an answer up to maxResponseBytes and refuses a larger one, unrepeated', async () => {
+    const small = client({ maxResponseBytes: 64 * 1024 });
+    expect(await small.kvRead('secret', `${prefix}/clouds`)).toEqual({ data: CLOUDS, version: 1 });
+    await proxy.setMode({ kind: 'oversize', bytes: 32 * 1024, ...KV_SHAPED });
+    expect((await small.kvRead('secret', `${prefix}/clouds`))?.version).toBe(1);
+    proxy.resetCount();
+    await proxy.setMode({
+      kind: 'oversize',
+      bytes: 128 * 1024,
+      declareLength: false,
+      ...KV_SHAPED,
+    });
+    expect(await failure(small.kvRead('secret', `${prefix}/clouds`))).toMatchObject({
+      kind: 'upstream',
+    });
+    expect(sentTo(KV_PATH)).toBe(1);
+    await proxy.setMode({ kind: 'pass' });
+    expect(await small.kvRead('secret', `${prefix}/clouds`)).toEqual({ data: CLOUDS, version: 1 });
   });
 });

@@ -37,8 +37,17 @@ type FaultKind =
     }
   /** Answer 200 with a body that is not JSON. */
   | { readonly kind: 'garbage' }
-  /** Answer 200 with a JSON-looking body of `bytes` bytes; `declareLength: false` sends it chunked. */
-  | { readonly kind: 'oversize'; readonly bytes: number; readonly declareLength?: boolean }
+  /**
+   * Answer 200 with a valid JSON body of `bytes` bytes: `head`, padding, `tail` (by default a
+   * key set document with a huge extra member). `declareLength: false` sends it chunked.
+   */
+  | {
+      readonly kind: 'oversize';
+      readonly bytes: number;
+      readonly declareLength?: boolean;
+      readonly head?: string;
+      readonly tail?: string;
+    }
   /** Answer 307 to `location`. */
   | { readonly kind: 'redirect'; readonly location: string };
 
@@ -221,7 +230,13 @@ export class FaultProxy {
         return;
       }
       case 'oversize':
-        drain(req, () => sendOversize(res, mode.bytes, mode.declareLength ?? true));
+        drain(req, () =>
+          sendOversize(res, mode.bytes, {
+            declareLength: mode.declareLength ?? true,
+            head: mode.head ?? '{"keys":[],"pad":"',
+            tail: mode.tail ?? '"}',
+          }),
+        );
         return;
       case 'redirect':
         drain(req, () => res.writeHead(307, { location: mode.location }).end());
@@ -303,10 +318,13 @@ function drain(req: IncomingMessage, then: () => void): void {
   else req.once('end', then);
 }
 
-/** `{"keys":[],"pad":"xxxx…"}`: valid JSON, just far too large. */
-function sendOversize(res: ServerResponse, bytes: number, declareLength: boolean): void {
-  const head = '{"keys":[],"pad":"';
-  const tail = '"}';
+/** `head`, `x` padding, `tail`: valid JSON when they are, just far too large. */
+function sendOversize(
+  res: ServerResponse,
+  bytes: number,
+  shape: { declareLength: boolean; head: string; tail: string },
+): void {
+  const { declareLength, head, tail } = shape;
   const padding = Math.max(0, bytes - head.length - tail.length);
   res.writeHead(200, {
     'content-type': 'application/json',

@@ -20,6 +20,12 @@ import { createTokenVerifier } from './identity/verifier.js';
 import { createLeaseLedger } from './leases/ledger.js';
 import { createOpenBaoClient } from './openbao/client.js';
 import { type BrokerCredential, startBrokerCredential } from './openbao/credential.js';
+import { createRotationMetrics } from './rotation/metrics.js';
+import {
+  auditedOutcome,
+  brokerSecretIdSettings,
+  createRotationService,
+} from './rotation/service.js';
 
 /** Field names whose values must never be written, whatever object reaches the logger. */
 const REDACT = [
@@ -118,6 +124,35 @@ export async function startBroker(
       );
   };
   const stopWatching = config.watchPolicies ? policies.watch(reported) : () => undefined;
+
+  // Due rotations run inside the broker; with several instances the lock in OpenBao picks
+  // one (src/rotation/protocol.ts).
+  const observeRotation = createRotationMetrics(metrics.registry);
+  const rotations = createRotationService({
+    openbao,
+    stateMount: config.openbao.stateMount,
+    statePrefix: config.openbao.statePrefix,
+    policies: () => policies.current() ?? { rotations: [], secrets: new Map() },
+    lockTtlSeconds: config.rotation.lockTtlSeconds,
+    attempts: config.rotation.attempts,
+    logger,
+    ...brokerSecretIdSettings(config.openbao.auth, config.rotation.brokerSecretId),
+    onOutcome: async (rotation, outcome) => {
+      observeRotation(rotation, outcome);
+      const event = auditedOutcome(rotation, outcome, 'schedule');
+      if (event) {
+        await audit.log.rotated(event).catch((error: unknown) => {
+          logger.error(
+            { error: (error as Error).message },
+            'audit event of a rotation not written',
+          );
+        });
+      }
+    },
+  });
+  const stopRotations = config.rotation.enabled
+    ? rotations.schedule(config.rotation.checkIntervalSeconds)
+    : async () => undefined;
   const app = createApp({
     verifier,
     policies,
@@ -189,10 +224,12 @@ export async function startBroker(
         if ('closeAllConnections' in server) server.closeAllConnections();
       }, 10000);
       timer.unref();
+      // A rotation in flight stops at its next step boundary and releases its lock.
+      const rotationsStopped = stopRotations();
       server.close(() => {
         clearTimeout(timer);
         // After the last request: every event it wrote is synced before the process exits.
-        void audit.log.close().finally(resolve);
+        void rotationsStopped.then(() => audit.log.close()).finally(resolve);
       });
       if ('closeIdleConnections' in server) server.closeIdleConnections();
     });

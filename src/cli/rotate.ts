@@ -7,14 +7,16 @@
  */
 import type { Command } from 'commander';
 import pino from 'pino';
+import { openAuditLog } from '../audit/log.js';
 import { createPolicyStore } from '../broker/policy-store.js';
 import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { connectOpenBao } from '../openbao/connect.js';
 import type { RotationBoundary, RotationOutcome } from '../rotation/protocol.js';
 import {
+  auditedOutcome,
+  brokerSecretIdSettings,
   createRotationService,
-  everySecondsOf,
   type RotationService,
 } from '../rotation/service.js';
 
@@ -27,7 +29,7 @@ function configFile(options: { config?: string }): string {
 /** Builds the rotation service the way `zsb serve` does. */
 export async function rotationServiceFor(config: Config): Promise<{
   service: RotationService;
-  stop: () => void;
+  stop: () => Promise<void>;
 }> {
   // Logs go to stderr: stdout carries the command's answer.
   const logger = pino({ level: config.log.level, base: { service: 'zsb' } }, pino.destination(2));
@@ -41,8 +43,7 @@ export async function rotationServiceFor(config: Config): Promise<{
     throw new Error(`policies in ${config.policies} are invalid:\n${loaded.problems.join('\n')}`);
   }
   const { openbao, credential } = await connectOpenBao(config.openbao, logger);
-  const auth = config.openbao.auth;
-  const own = config.rotation.brokerSecretId;
+  const audit = await openAuditLog(config.audit);
   const service = createRotationService({
     openbao,
     stateMount: config.openbao.stateMount,
@@ -51,19 +52,19 @@ export async function rotationServiceFor(config: Config): Promise<{
     lockTtlSeconds: config.rotation.lockTtlSeconds,
     attempts: config.rotation.attempts,
     logger,
-    ...(own && auth.method === 'approle'
-      ? {
-          brokerSecretId: {
-            mount: auth.mount,
-            role: own.role,
-            roleIdFile: auth.roleIdFile,
-            secretIdFile: auth.secretIdFile,
-            everySeconds: everySecondsOf(own.every),
-          },
-        }
-      : {}),
+    ...brokerSecretIdSettings(config.openbao.auth, config.rotation.brokerSecretId),
+    onOutcome: async (rotation, outcome) => {
+      const event = auditedOutcome(rotation, outcome, 'manual');
+      if (event) await audit.log.rotated(event);
+    },
   });
-  return { service, stop: () => credential.stop() };
+  return {
+    service,
+    stop: async () => {
+      credential.stop();
+      await audit.log.close();
+    },
+  };
 }
 
 export function describeOutcome(name: string, outcome: RotationOutcome): string {
@@ -147,7 +148,7 @@ export function registerRotationCommands(program: Command): void {
         }
         if (!ok) process.exitCode = 1;
       } finally {
-        stop();
+        await stop();
       }
     });
 
@@ -187,7 +188,7 @@ export function registerRotationCommands(program: Command): void {
         }
         if (status.length === 0) process.stdout.write('no rotations configured\n');
       } finally {
-        stop();
+        await stop();
       }
     });
 }

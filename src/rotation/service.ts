@@ -254,3 +254,57 @@ export function everySecondsOf(every: number | string): number {
     throw new Error(`rotation.brokerSecretId.every: '${every}' is not a duration`);
   return seconds;
 }
+
+/** The broker's own secret-id rotation from `openbao.auth` and `rotation.brokerSecretId`. */
+export function brokerSecretIdSettings(
+  auth:
+    | { readonly method: 'token' }
+    | {
+        readonly method: 'approle';
+        readonly mount: string;
+        readonly roleIdFile: string;
+        readonly secretIdFile: string;
+      },
+  own: { readonly role: string; readonly every: number | string } | undefined,
+): Pick<RotationServiceOptions, 'brokerSecretId'> {
+  if (own === undefined || auth.method !== 'approle') return {};
+  return {
+    brokerSecretId: {
+      mount: auth.mount,
+      role: own.role,
+      roleIdFile: auth.roleIdFile,
+      secretIdFile: auth.secretIdFile,
+      everySeconds: everySecondsOf(own.every),
+    },
+  };
+}
+
+/** The audit event of a finished run (runs that changed nothing are not audited). */
+export function auditedOutcome(
+  rotation: Rotation,
+  outcome: RotationOutcome,
+  trigger: 'schedule' | 'manual',
+):
+  | {
+      secret: string;
+      outcome: 'rotated' | 'failed' | 'aborted';
+      trigger: 'schedule' | 'manual';
+      version?: number;
+      reason?: string;
+    }
+  | undefined {
+  switch (outcome.outcome) {
+    case 'rotated':
+      return {
+        secret: rotation.name,
+        outcome: 'rotated',
+        trigger,
+        ...(typeof outcome.version === 'number' ? { version: outcome.version } : {}),
+      };
+    case 'failed':
+    case 'aborted':
+      return { secret: rotation.name, outcome: outcome.outcome, trigger, reason: outcome.reason };
+    default:
+      return undefined;
+  }
+}

@@ -1,9 +1,3 @@
-/**
- * The process: builds every dependency from the frozen configuration, serves HTTP,
- * handles signals and shutdown. The only module that opens the listening socket and
- * installs signal handlers; everything below gets what it needs passed in.
- */
-import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type ServerType, serve } from '@hono/node-server';
@@ -18,8 +12,7 @@ import { createHttpMetrics } from './http/metrics.js';
 import { createRateLimiter } from './http/rate-limit.js';
 import { createTokenVerifier } from './identity/verifier.js';
 import { createLeaseLedger } from './leases/ledger.js';
-import { createOpenBaoClient } from './openbao/client.js';
-import { type BrokerCredential, startBrokerCredential } from './openbao/credential.js';
+import { connectOpenBao } from './openbao/connect.js';
 import { createRotationMetrics } from './rotation/metrics.js';
 import {
   auditedOutcome,
@@ -78,24 +71,14 @@ export async function startBroker(
 
   // Created first: the OpenBao client and the key sets report into it from their first call.
   const metrics = createHttpMetrics({ defaultMetrics: true });
-  let credential: BrokerCredential | undefined;
-  const addresses =
-    config.openbao.addresses ?? (config.openbao.address ? [config.openbao.address] : []);
-  const openbao = createOpenBaoClient({
+  const {
+    openbao,
+    credential: brokerCredential,
     addresses,
-    timeoutMs: config.openbao.timeoutMs,
-    maxConnections: config.openbao.maxConnections,
-    ...(config.openbao.namespace ? { namespace: config.openbao.namespace } : {}),
-    ...(config.openbao.tls ? { tls: readOpenBaoTls(config.openbao.tls) } : {}),
-    token: () => credential?.token() ?? '',
-    observe: ({ operation, outcome, seconds, attempts }) => {
-      metrics.openbaoCalls.observe({ operation, outcome }, seconds);
-      if (attempts > 1) metrics.openbaoRetries.inc({ operation }, attempts - 1);
-    },
+  } = await connectOpenBao(config.openbao, logger, ({ operation, outcome, seconds, attempts }) => {
+    metrics.openbaoCalls.observe({ operation, outcome }, seconds);
+    if (attempts > 1) metrics.openbaoRetries.inc({ operation }, attempts - 1);
   });
-  // Renewed (token) or logged in again (AppRole) before it expires; see /readyz.
-  credential = await startBrokerCredential(openbao, config.openbao.auth, logger);
-  const brokerCredential = credential;
 
   const policies = createPolicyStore(config.policies, {
     maxTtlSeconds: config.maxTtlSeconds,
@@ -256,10 +239,3 @@ export async function startBroker(
 }
 
 /** The PEM files for TLS toward OpenBao, read once at start (an unreadable file stops it). */
-function readOpenBaoTls(tls: NonNullable<Config['openbao']['tls']>) {
-  return {
-    ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
-    ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
-    ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
-  };
-}

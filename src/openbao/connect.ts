@@ -1,9 +1,10 @@
 /**
- * The broker's connection to OpenBao as configured: the client, and the broker's own
- * credential kept alive behind it. Shared by `zsb serve` and the commands that act as the
- * broker (`zsb rotate`), so both authenticate the same way.
+ * The broker's connection to OpenBao as configured: the client (addresses, timeouts,
+ * TLS), and the broker's own credential kept alive behind it. Shared by `zsb serve` and
+ * the commands that act as the broker (`zsb rotate`), so both connect the same way.
  */
-import { createOpenBaoClient } from './client.js';
+import { readFileSync } from 'node:fs';
+import { createOpenBaoClient, type OpenBaoCallObservation } from './client.js';
 import {
   type BrokerCredential,
   type CredentialAuth,
@@ -17,12 +18,29 @@ export interface OpenBaoConnectionSettings {
   readonly timeoutMs: number;
   readonly maxConnections: number;
   readonly namespace?: string | undefined;
+  /** PEM files: a private CA, and a client certificate and key. */
+  readonly tls?:
+    | {
+        readonly caFile?: string | undefined;
+        readonly certFile?: string | undefined;
+        readonly keyFile?: string | undefined;
+      }
+    | undefined;
   readonly auth: CredentialAuth;
+}
+
+function readTls(tls: NonNullable<OpenBaoConnectionSettings['tls']>) {
+  return {
+    ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
+    ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
+    ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
+  };
 }
 
 export async function connectOpenBao(
   settings: OpenBaoConnectionSettings,
   logger: CredentialLogger,
+  observe?: (observation: OpenBaoCallObservation) => void,
 ) {
   let credential: BrokerCredential | undefined;
   const addresses = settings.addresses ?? (settings.address ? [settings.address] : []);
@@ -31,8 +49,11 @@ export async function connectOpenBao(
     timeoutMs: settings.timeoutMs,
     maxConnections: settings.maxConnections,
     ...(settings.namespace ? { namespace: settings.namespace } : {}),
+    ...(settings.tls ? { tls: readTls(settings.tls) } : {}),
     token: () => credential?.token() ?? '',
+    ...(observe ? { observe } : {}),
   });
+  // Renewed (token) or logged in again (AppRole) before it expires; see /readyz.
   credential = await startBrokerCredential(openbao, settings.auth, logger);
   return { openbao, credential, addresses };
 }

@@ -383,4 +383,36 @@ describe('the OpenBao client through the fault proxy', () => {
     await proxy.setMode({ kind: 'pass' });
     expect(await small.kvRead('secret', `${prefix}/clouds`)).toEqual({ data: CLOUDS, version: 1 });
   });
+  it('connects only to its configured addresses: a localhost address works, HTTP_PROXY is never used', async () => {
+    const viaName = client({ addresses: [proxy.url.replace('127.0.0.1', 'localhost')] });
+    expect(await viaName.kvRead('secret', `${prefix}/clouds`)).toEqual({
+      data: CLOUDS,
+      version: 1,
+    });
+
+    const tokensSeen: string[] = [];
+    const forwardProxy: Server = createServer((req, res) => {
+      tokensSeen.push(String(req.headers['x-vault-token'] ?? ''));
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"data":{}}');
+    });
+    await new Promise<void>((resolve) => forwardProxy.listen(0, '127.0.0.1', resolve));
+    const address = forwardProxy.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    const names = ['HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'];
+    const saved = Object.fromEntries(names.map((name) => [name, process.env[name]]));
+    for (const name of names) delete process.env[name];
+    process.env.HTTP_PROXY = `http://127.0.0.1:${port}`;
+    try {
+      expect(await failure(client().kvRead('secret', `${prefix}/clouds`))).toMatchObject({
+        kind: 'upstream',
+      });
+      expect(tokensSeen).toEqual([]);
+    } finally {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+      await new Promise<void>((resolve) => forwardProxy.close(() => resolve()));
+    }
+  });
 });

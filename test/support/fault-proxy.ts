@@ -86,6 +86,7 @@ export class FaultProxy {
   #mode: FaultMode = { kind: 'pass' };
   #remaining: number | undefined;
   #seen: SeenRequest[] = [];
+  #connections = 0;
   #closed = false;
 
   private constructor(server: Server, upstream: URL, port: number) {
@@ -123,6 +124,11 @@ export class FaultProxy {
   /** How many requests reached the proxy (refused connections never do). */
   get requests(): number {
     return this.#seen.length;
+  }
+
+  /** How many connections the proxy accepted since it started. */
+  get connections(): number {
+    return this.#connections;
   }
 
   /** Method and path of every request seen, oldest first. */
@@ -165,6 +171,7 @@ export class FaultProxy {
   }
 
   #track(socket: Socket): void {
+    this.#connections += 1;
     this.#sockets.add(socket);
     socket.once('close', () => this.#sockets.delete(socket));
   }

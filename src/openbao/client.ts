@@ -20,6 +20,7 @@ import type {
   WrappedResponse,
 } from './interface.js';
 import { apiPath, splitSegments } from './paths.js';
+import { createTransport, TOO_LARGE_CODE } from './transport.js';
 
 export interface OpenBaoClientOptions {
   /** One or more addresses; idempotent calls fail over in order. */
@@ -121,7 +122,7 @@ function isTransient(error: OpenBaoError): boolean {
 /** The error code of a connection the agents refused to open (see `OriginBoundHttpAgent`). */
 const OFF_ORIGIN = 'ZSB_OPENBAO_OFF_ORIGIN';
 /** The error code of a connection cut because an answer was larger than allowed. */
-const TOO_LARGE = 'ZSB_OPENBAO_ANSWER_TOO_LARGE';
+const TOO_LARGE = TOO_LARGE_CODE;
 
 /** `host:port` of each configured address: the only places the client may connect to. */
 function originsOf(addresses: readonly string[]): ReadonlySet<string> {
@@ -252,10 +253,16 @@ export function createOpenBaoClient(
     origins: originsOf(options.addresses),
     maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
   };
+  const transport = createTransport({ maxResponseBytes: bounds.maxResponseBytes });
   const httpAgent = new BoundedHttpAgent(agentOptions, bounds);
   const httpsAgent = new BoundedHttpsAgent({ ...agentOptions, ...options.tls }, bounds);
   const clients = options.addresses.map((address) => {
-    const client = nodeVault({ endpoint: address, apiVersion: 'v1' });
+    const client = nodeVault({
+      endpoint: address,
+      apiVersion: 'v1',
+      // node:http instead of axios as the bytes' transport (ADR 0008).
+      'request-promise': transport,
+    });
     // node-vault falls back to VAULT_TOKEN / VAULT_NAMESPACE from the environment; the
     // broker's identity must come only from its configuration.
     client.token = '';

@@ -6,8 +6,10 @@
  * its claims and jose's messages stay out of results and logs.
  */
 
+import { createHash } from 'node:crypto';
 import type { JWTPayload } from 'jose';
 import { errors, jwtVerify } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import type { IssuerConfig } from '../config/schema.js';
 import {
@@ -34,6 +36,22 @@ export interface TokenVerifierOptions {
   readonly logger?: IdentityLogger;
   /** Told the outcome class of every key set fetch, of any issuer (metrics). */
   readonly onKeySetRefresh?: (outcome: KeySetRefreshOutcome) => void;
+}
+
+/**
+ * Tokens whose signature was verified recently, by SHA-256 of the token. A job presents
+ * the same token on every call of its playbook; the RSA check (4096-bit keys at Zuul) is
+ * most of a request's CPU. An entry holds the verified claims, is tied to the key set
+ * generation it was verified against (a key set change or refresh re-verifies), and ends
+ * at the token's expiry; the time-dependent checks run again on every hit. Failures are
+ * never cached.
+ */
+export const VERIFIED_TOKEN_CACHE_ENTRIES = 5000;
+
+interface VerifiedToken {
+  readonly issuer: string;
+  readonly generation: number;
+  readonly payload: JWTPayload;
 }
 
 export interface ZuulTokenVerifier extends TokenVerifier {
@@ -184,6 +202,12 @@ export function createTokenVerifier(
     runtimes.set(config.issuer, { config, keySet });
   }
   for (const runtime of runtimes.values()) runtime.keySet.start();
+  const verified = new LRUCache<string, VerifiedToken>({
+    max: VERIFIED_TOKEN_CACHE_ENTRIES,
+    // Expiry is also checked on every hit against `now()`; this only frees memory.
+    ttlAutopurge: false,
+    allowStale: false,
+  });
 
   async function checkSignature(
     rawToken: string,
@@ -300,7 +324,20 @@ export function createTokenVerifier(
       if (!snapshot.kids.has(kid)) return invalid('unknown kid');
     }
 
+    const cacheKey = createHash('sha256').update(rawToken).digest('base64url');
+    const cached = verified.get(cacheKey);
+    if (
+      cached !== undefined &&
+      cached.issuer === config.issuer &&
+      cached.generation === snapshot.generation &&
+      typeof cached.payload.exp === 'number' &&
+      now() < (cached.payload.exp + config.clockToleranceSeconds) * 1000
+    ) {
+      return identityFrom(cached.payload, config);
+    }
+
     let check = await checkSignature(rawToken, config, snapshot);
+    let checkedWith = snapshot;
     if (!check.ok && check.badSignature && !refetched) {
       // After `zuul-admin delete-oidc-signing-keys` the same kid (RS256-0) names a new key.
       const before = snapshot.generation;
@@ -308,10 +345,23 @@ export function createTokenVerifier(
       const next = keySet.usable();
       if (next !== undefined && next.generation !== before && next.kids.has(kid)) {
         check = await checkSignature(rawToken, config, next);
+        checkedWith = next;
       }
     }
     if (!check.ok) return invalid(check.reason);
-    return identityFrom(check.payload, config);
+    const result = identityFrom(check.payload, config);
+    const generation = checkedWith.generation;
+    if (result.ok && typeof check.payload.exp === 'number') {
+      const ttl = (check.payload.exp + config.clockToleranceSeconds) * 1000 - now();
+      if (ttl > 0) {
+        verified.set(
+          cacheKey,
+          { issuer: config.issuer, generation, payload: check.payload },
+          { ttl },
+        );
+      }
+    }
+    return result;
   }
 
   function status(): IssuerStatus[] {

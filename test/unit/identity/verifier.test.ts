@@ -282,3 +282,45 @@ describe('the dev issuer as zsb dev uses it', () => {
     }
   });
 });
+
+describe('the verified-token cache', () => {
+  it('checks time again on every hit: a cached token still expires', async () => {
+    const verifier = verifierFor([issuer]);
+    const token = issuer.mint({}, { ttlSeconds: 600 });
+    expect((await verifier.verify(token)).ok).toBe(true);
+    expect((await verifier.verify(token)).ok).toBe(true);
+    clock.advance(600 + 61);
+    expect(await verifier.verify(token)).toEqual({
+      ok: false,
+      failure: { kind: 'invalid_token', reason: 'token expired' },
+    });
+  });
+
+  it('verifies again after the key set changed: a token of a deleted key is refused', async () => {
+    const own = await startZuulIssuer({ now: () => clock.now() });
+    try {
+      const verifier = verifierFor([own]);
+      const token = own.mint();
+      expect((await verifier.verify(token)).ok).toBe(true);
+      // zuul-admin delete-oidc-signing-keys: same kid, new key; old tokens must fail.
+      await own.resetKeys();
+      await verifier.refreshKeySets();
+      expect(await verifier.verify(token)).toEqual({
+        ok: false,
+        failure: { kind: 'invalid_token', reason: 'bad signature' },
+      });
+      expect((await verifier.verify(own.mint())).ok).toBe(true);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('never lets a different token ride on a cached one', async () => {
+    const verifier = verifierFor([issuer]);
+    const token = issuer.mint();
+    expect((await verifier.verify(token)).ok).toBe(true);
+    const [h, p, sig = ''] = token.split('.');
+    const flipped = `${h}.${p}.${sig.slice(0, -2)}${sig.endsWith('AA') ? 'BA' : 'AA'}`;
+    expect((await verifier.verify(flipped)).ok).toBe(false);
+  });
+});

@@ -142,7 +142,11 @@ export async function startBroker(
     openbao,
     logger,
     metrics,
-    limits: { maxBodyBytes: config.http.maxBodyBytes, maxTokenBytes: config.http.maxTokenBytes },
+    limits: {
+      maxBodyBytes: config.http.maxBodyBytes,
+      maxTokenBytes: config.http.maxTokenBytes,
+      unauthenticatedLogLinesPerSecond: config.log.unauthenticatedPerSecond,
+    },
     wrapTtlSeconds: config.wrapTtlSeconds,
     credential: brokerCredential,
     audit: audit.log,

@@ -188,9 +188,11 @@ export const ConfigSchema = z
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+        /** 401 request lines written one by one per second; beyond, one summary per second. */
+        unauthenticatedPerSecond: z.number().int().min(0).max(100000).default(50),
       })
       .strict()
-      .default({ level: 'info' }),
+      .default({ level: 'info', unauthenticatedPerSecond: 50 }),
     /** The audit log's own sink (src/audit/): a file, or stdout when no file is set. */
     audit: z
       .object({

@@ -12,6 +12,7 @@ import type { DynamicDeps } from '../broker/dynamic.js';
 import type { PolicySource } from '../broker/policy-store.js';
 import type { TokenVerifier } from '../identity/types.js';
 import type { HealthProbe, KvReader, TokenAdmin } from '../openbao/interface.js';
+import { createLogSampler } from './log-sampler.js';
 import type { HttpMetrics } from './metrics.js';
 import { type ErrorCode, problem } from './problem.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -25,7 +26,12 @@ export interface AppDeps {
   readonly openbao: KvReader & TokenAdmin & HealthProbe;
   readonly logger: Logger;
   readonly metrics: HttpMetrics;
-  readonly limits: { readonly maxBodyBytes: number; readonly maxTokenBytes: number };
+  readonly limits: {
+    readonly maxBodyBytes: number;
+    readonly maxTokenBytes: number;
+    /** 401 request lines written one by one per second; the rest are summarised. */
+    readonly unauthenticatedLogLinesPerSecond?: number;
+  };
   readonly wrapTtlSeconds: number;
   readonly now?: () => number;
   /** Per-identity and global request limits; none when absent. */
@@ -51,6 +57,10 @@ const ROUTES: ReadonlyArray<readonly [string, readonly string[]]> = [
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  const rejectedLines = createLogSampler(
+    deps.limits.unauthenticatedLogLinesPerSecond ?? 50,
+    deps.logger,
+  );
 
   app.use('*', async (c, next) => {
     const requestId = randomUUID();
@@ -73,6 +83,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     if (route === '/healthz' || route === '/readyz' || route === '/metrics') {
       if (status < 500) return;
     }
+    if (status === 401 && !rejectedLines.admit(log.reason ?? 'unauthenticated')) return;
     const identity = c.get('identity');
     deps.logger[status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info'](
       {

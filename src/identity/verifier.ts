@@ -208,6 +208,11 @@ export function createTokenVerifier(
     ttlAutopurge: false,
     allowStale: false,
   });
+  /**
+   * Tokens whose signature failed, with the key set generation they failed against. A job
+   * (or a flood) that repeats one forged token costs one RSA check per key set generation.
+   */
+  const forged = new LRUCache<string, number>({ max: VERIFIED_TOKEN_CACHE_ENTRIES });
 
   async function checkSignature(
     rawToken: string,
@@ -326,6 +331,8 @@ export function createTokenVerifier(
 
     const cacheKey = createHash('sha256').update(rawToken).digest('base64url');
     const cached = verified.get(cacheKey);
+    // The same bytes failed their signature check against these very keys: they fail again.
+    if (forged.get(cacheKey) === snapshot.generation) return invalid('bad signature');
     if (
       cached !== undefined &&
       cached.issuer === config.issuer &&
@@ -348,7 +355,10 @@ export function createTokenVerifier(
         checkedWith = next;
       }
     }
-    if (!check.ok) return invalid(check.reason);
+    if (!check.ok) {
+      if (check.badSignature) forged.set(cacheKey, checkedWith.generation);
+      return invalid(check.reason);
+    }
     const result = identityFrom(check.payload, config);
     const generation = checkedWith.generation;
     if (result.ok && typeof check.payload.exp === 'number') {

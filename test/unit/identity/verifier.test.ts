@@ -324,3 +324,24 @@ describe('the verified-token cache', () => {
     expect((await verifier.verify(flipped)).ok).toBe(false);
   });
 });
+
+describe('the forged-token cache', () => {
+  it('refuses a repeated forged token again, and rechecks it against a new key set', async () => {
+    const own = await startZuulIssuer({ now: () => clock.now() });
+    try {
+      const verifier = verifierFor([own]);
+      const [h, p] = own.mint().split('.');
+      const forged = `${h}.${p}.${Buffer.alloc(256, 7).toString('base64url')}`;
+      const refused = { ok: false, failure: { kind: 'invalid_token', reason: 'bad signature' } };
+      expect(await verifier.verify(forged)).toEqual(refused);
+      expect(await verifier.verify(forged)).toEqual(refused);
+      await own.resetKeys();
+      await verifier.refreshKeySets();
+      expect(await verifier.verify(forged)).toEqual(refused);
+      // Valid tokens of the same issuer are unaffected.
+      expect((await verifier.verify(own.mint())).ok).toBe(true);
+    } finally {
+      await own.close();
+    }
+  });
+});

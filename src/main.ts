@@ -61,16 +61,19 @@ export async function startBroker(
   options: StartOptions = {},
 ): Promise<RunningBroker> {
   const logger = options.logger ?? createLogger(config.log.level);
+  // Created first: the audit log, the OpenBao client and the key sets report into it from
+  // their first call.
+  const metrics = createHttpMetrics({ defaultMetrics: true });
   // Opened first: a broker that cannot audit must not start (and serves nothing later
   // while its sink fails).
-  const audit = await openAuditLog(config.audit);
+  const audit = await openAuditLog(config.audit, process.stdout, {
+    onWriteFailure: () => metrics.auditWriteFailures.inc(),
+  });
   logger.info(
     { sink: audit.sink, hmacKeyId: audit.keyId, generatedKey: audit.generatedKey },
     'audit log open',
   );
 
-  // Created first: the OpenBao client and the key sets report into it from their first call.
-  const metrics = createHttpMetrics({ defaultMetrics: true });
   const {
     openbao,
     credential: brokerCredential,

@@ -95,9 +95,24 @@ export interface AuditLog {
   denied(event: DeniedEvent): Promise<void>;
   revoked(event: RevokedEvent): Promise<void>;
   rotated(event: RotatedEvent): Promise<void>;
+  /**
+   * For /readyz: `failing` while the last write failed (detail: its cause, an errno code or
+   * a timeout, never data), else `ok`. While failing, a call writes an `audit.probe` event
+   * (at most one a second) and answers `ok` once one lands, so an instance that receives no
+   * traffic while drained from its load balancer still notices the sink came back.
+   */
+  status(): Promise<AuditStatus>;
   /** Resolves after pending events are written; later events are rejected. */
   close(): Promise<void>;
 }
+
+export interface AuditStatus {
+  readonly status: 'ok' | 'failing';
+  readonly detail: string;
+}
+
+/** Recovery probes while the sink fails: at most one per this many milliseconds. */
+export const PROBE_INTERVAL_MS = 1000;
 
 /** The sink could not take the event. The message names a cause (an errno code), no data. */
 export class AuditUnavailableError extends Error {
@@ -254,6 +269,8 @@ export interface AuditLogOptions {
   /** A write that takes longer fails (the event may still land later: over-reporting only). */
   readonly writeTimeoutMs: number;
   readonly now?: () => Date;
+  /** Called once per failed write (events and probes), e.g. to count it in a metric. */
+  readonly onWriteFailure?: () => void;
 }
 
 /** A short, public fingerprint of the HMAC key, so an auditor knows which key to use. */
@@ -283,8 +300,22 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   });
 
   let closed = false;
+  /** Cause of the last write when it failed; undefined after a write that landed. */
+  let failure: string | undefined;
+  let probing: Promise<void> | undefined;
+  let lastProbe = 0;
   const write = async (record: Record<string, unknown>): Promise<void> => {
     if (closed) throw new AuditUnavailableError('audit log closed');
+    try {
+      await append(record);
+      failure = undefined;
+    } catch (error) {
+      failure = (error as Error).message;
+      options.onWriteFailure?.();
+      throw error;
+    }
+  };
+  const append = async (record: Record<string, unknown>): Promise<void> => {
     const line = `${JSON.stringify({ time: now().toISOString(), ...record, hmacKeyId: keyId })}\n`;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -352,6 +383,21 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
         accessors: hmacAll(e.accessors),
         ...(e.reason === undefined ? {} : { reason: e.reason }),
       }),
+    status: async () => {
+      if (failure !== undefined && !closed && Date.now() - lastProbe >= PROBE_INTERVAL_MS) {
+        lastProbe = Date.now();
+        probing ??= write({ event: 'audit.probe', outcome: 'ok' })
+          .catch(() => undefined)
+          .finally(() => {
+            probing = undefined;
+          });
+      }
+      await probing;
+      if (closed) return { status: 'failing', detail: 'audit log closed' };
+      return failure === undefined
+        ? { status: 'ok', detail: 'audit sink writable' }
+        : { status: 'failing', detail: failure };
+    },
     close: async () => {
       closed = true;
       await options.sink.close();
@@ -392,11 +438,17 @@ export interface AuditConfig {
 export async function openAuditLog(
   config: AuditConfig,
   stdout: NodeJS.WritableStream = process.stdout,
+  hooks: { readonly onWriteFailure?: () => void } = {},
 ): Promise<{ log: AuditLog; keyId: string; generatedKey: boolean; sink: string }> {
   const { key, generated } = await loadHmacKey(config.hmacKeyFile);
   const sink = config.file ? await FileAuditSink.open(config.file) : new StreamAuditSink(stdout);
   return {
-    log: createAuditLog({ sink, hmacKey: key, writeTimeoutMs: config.writeTimeoutMs }),
+    log: createAuditLog({
+      sink,
+      hmacKey: key,
+      writeTimeoutMs: config.writeTimeoutMs,
+      ...(hooks.onWriteFailure ? { onWriteFailure: hooks.onWriteFailure } : {}),
+    }),
     keyId: hmacKeyId(key),
     generatedKey: generated,
     sink: config.file ?? 'stdout',

@@ -17,6 +17,8 @@ export interface HttpMetrics {
   readonly openbaoRetries: Counter<'operation'>;
   /** Key set fetches of all issuers together, by outcome (`ok` or a failure class). */
   readonly keySetRefreshes: Counter<'outcome'>;
+  /** Audit writes (events and recovery probes) that failed: each failed event is a refusal. */
+  readonly auditWriteFailures: Counter;
 }
 
 export function createHttpMetrics(options: { defaultMetrics?: boolean } = {}): HttpMetrics {
@@ -66,6 +68,11 @@ export function createHttpMetrics(options: { defaultMetrics?: boolean } = {}): H
       name: 'zsb_keyset_refreshes_total',
       help: 'Issuer key set fetches by outcome (ok, timeout, unreachable, redirect, http_status, too_large, invalid)',
       labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    auditWriteFailures: new Counter({
+      name: 'zsb_audit_write_failures_total',
+      help: 'Audit log writes that failed (the request that needed one was refused)',
       registers: [registry],
     }),
   };

@@ -39,8 +39,12 @@ export function registerOpsRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       status: worst(issuerStatuses.map((s) => s.status)),
       detail: issuerStatuses.map((s) => `${s.issuer}: ${s.detail}`).join('; '),
     };
-    const ready = worst([openbao.status, policies.status, issuers.status]) !== 'failing';
-    return c.json({ ready, checks: { openbao, policies, issuers } }, ready ? 200 : 503, {
+    // Fail closed: an instance that cannot audit serves no secret, so it is not ready.
+    const audit: Check | undefined = deps.audit ? await deps.audit.status() : undefined;
+    const ready =
+      worst([openbao.status, policies.status, issuers.status, audit?.status ?? 'ok']) !== 'failing';
+    const checks = { openbao, policies, issuers, ...(audit ? { audit } : {}) };
+    return c.json({ ready, checks }, ready ? 200 : 503, {
       'Cache-Control': 'no-store',
     });
   });

@@ -1,0 +1,116 @@
+/**
+ * A broker started in-process (startBroker) against the real OpenBao, with one KV secret
+ * granted to the default test identity, its OpenBao address behind a FaultProxy (pass-through
+ * unless a test says otherwise) and its log kept in a LogCapture. For suites about the broker
+ * as a whole (load, HTTP bounds, readiness) rather than about one route.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseConfig } from '../../src/config/load.js';
+import { createLogger, type RunningBroker, startBroker } from '../../src/main.js';
+import { LogCapture } from './app.js';
+import { FaultProxy } from './fault-proxy.js';
+import { realOpenBao, uniquePrefix } from './real-openbao.js';
+import { startZuulIssuer, type ZuulIssuer } from './zuul.js';
+
+export const AUDIENCE = 'https://secrets.example.org';
+
+export interface KvBroker {
+  readonly broker: RunningBroker;
+  readonly issuer: ZuulIssuer;
+  readonly proxy: FaultProxy;
+  readonly logs: LogCapture;
+  /** The secret's KV data; its password is a canary that must never leave a 200 body. */
+  readonly secret: { readonly username: string; readonly password: string };
+  /** OpenBao's path of the secret, as the proxy sees it. */
+  readonly kvPath: string;
+  /** The broker's own OpenBao token (a canary too). */
+  readonly brokerToken: string;
+  /** The audit log file. */
+  readonly auditFile: string;
+  readonly dir: string;
+  close(): Promise<void>;
+}
+
+/**
+ * `extra` is merged over the broker's configuration document (top-level keys replaced).
+ * The secret is named `clouds`; rate limits are high unless `extra.limits` says otherwise.
+ */
+export async function startKvBroker(
+  suite: string,
+  extra: Record<string, unknown> = {},
+): Promise<KvBroker> {
+  const bao = realOpenBao();
+  const prefix = uniquePrefix(suite);
+  const dir = await mkdtemp(path.join(tmpdir(), `zsb-${suite}-`));
+  const secret = { username: 'ci', password: `pw-${prefix}-${Date.now()}` };
+  await bao.admin.kvWrite('secret', `${prefix}/clouds`, secret);
+  await bao.admin.putAclPolicy(
+    `zsb-${prefix}`,
+    `path "secret/data/${prefix}/*" { capabilities = ["read"] }\n`,
+  );
+  const brokerToken = (
+    await bao.admin.createToken({ policies: [`zsb-${prefix}`], ttlSeconds: 3600, orphan: true })
+  ).token;
+  await writeFile(path.join(dir, 'token'), brokerToken, { mode: 0o600 });
+  await mkdir(path.join(dir, 'policies'));
+  await writeFile(
+    path.join(dir, 'policies', 'policies.yaml'),
+    `secrets:
+  clouds:
+    kv: { mount: secret, path: ${prefix}/clouds }
+grants:
+  - name: ${suite}
+    match: { tenant: scs, project: github.com/SovereignCloudStack/standards }
+    allow: [clouds]
+`,
+  );
+  await mkdir(path.join(dir, 'audit'));
+  const auditFile = path.join(dir, 'audit', 'audit.jsonl');
+  const [issuer, proxy] = await Promise.all([startZuulIssuer(), FaultProxy.start(bao.address)]);
+  const logs = new LogCapture();
+  let broker: RunningBroker;
+  try {
+    broker = await startBroker(
+      parseConfig({
+        listen: { host: '127.0.0.1', port: 0 },
+        issuers: [{ issuer: issuer.issuer, audience: AUDIENCE }],
+        openbao: {
+          address: proxy.url,
+          auth: { method: 'token', tokenFile: path.join(dir, 'token') },
+        },
+        policies: path.join(dir, 'policies'),
+        watchPolicies: false,
+        rotation: { enabled: false },
+        audit: { file: auditFile },
+        limits: {
+          perIdentity: { rate: 100000, burst: 100000 },
+          global: { rate: 100000, burst: 100000 },
+        },
+        ...extra,
+      }),
+      { logger: createLogger('info', logs) },
+    );
+  } catch (error) {
+    await Promise.all([issuer.close(), proxy.close()]);
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    broker,
+    issuer,
+    proxy,
+    logs,
+    secret,
+    kvPath: `/v1/secret/data/${prefix}/clouds`,
+    brokerToken,
+    auditFile,
+    dir,
+    close: async () => {
+      await broker.close();
+      await Promise.all([issuer.close(), proxy.close()]);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -169,6 +169,10 @@ export async function startBroker(
 
   const tls = config.listen.tls;
   const tlsPair = tls ? readTlsPairSync(tls) : undefined;
+  // Explicit bounds, whatever NODE_OPTIONS says (--max-http-header-size): 431 above 16 KiB.
+  // Timeouts are checked every second instead of Node's 30 s, so a slow client is cut off
+  // close to the configured bound.
+  const httpBounds = { maxHeaderSize: 16384, connectionsCheckingInterval: 1000 };
   const server: ServerType = await new Promise((resolve) => {
     const s = serve(
       {
@@ -178,13 +182,14 @@ export async function startBroker(
         ...(tls
           ? {
               createServer: createHttpsServer,
-              serverOptions: { cert: tlsPair?.cert, key: tlsPair?.key },
+              serverOptions: { ...httpBounds, cert: tlsPair?.cert, key: tlsPair?.key },
             }
-          : {}),
+          : { serverOptions: httpBounds }),
       },
       () => resolve(s),
     );
   });
+  server.maxConnections = config.http.maxConnections;
   if ('requestTimeout' in server) {
     server.requestTimeout = config.http.requestTimeoutMs;
     server.headersTimeout = Math.min(10000, config.http.requestTimeoutMs);

@@ -147,9 +147,16 @@ export const ConfigSchema = z
         maxBodyBytes: z.number().int().min(256).max(1048576).default(16384),
         maxTokenBytes: z.number().int().min(512).max(65536).default(8192),
         requestTimeoutMs: z.number().int().min(1000).max(300000).default(30000),
+        /** Open client connections at once; more are dropped when accepted. */
+        maxConnections: z.number().int().min(1).max(65536).default(1024),
       })
       .strict()
-      .default({ maxBodyBytes: 16384, maxTokenBytes: 8192, requestTimeoutMs: 30000 }),
+      .default({
+        maxBodyBytes: 16384,
+        maxTokenBytes: 8192,
+        requestTimeoutMs: 30000,
+        maxConnections: 1024,
+      }),
     limits: z
       .object({
         perIdentity: z

@@ -16,6 +16,7 @@
  *   BENCH_SECONDS=N        length of a phase (default 10; loops use 0.6 N and 0.4 N)
  *   BENCH_CPU_PROF_DIR=D   run the broker processes with `node --cpu-prof` into D
  *   BENCH_BROKER_CLI=F     run a compiled CLI (e.g. dist/cli/index.js) instead of tsx
+ *   BENCH_BROKER_NODE_ARGS="…"  node flags for the broker processes (e.g. the image's heap caps)
  *
  * On a shared machine each phase first waits (bounded) for other processes to go quiet,
  * and the table reports the CPU other processes used during every phase.
@@ -170,8 +171,12 @@ async function main(): Promise<void> {
     const workDir = await mkdtemp(path.join(os.tmpdir(), 'zsb-bench-'));
     cleanup.push(() => rm(workDir, { recursive: true, force: true }));
     const profileDir = process.env.BENCH_CPU_PROF_DIR;
-    const nodeArgs =
-      profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`];
+    const nodeArgs = [
+      ...(process.env.BENCH_BROKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
+      ...(profileDir === undefined
+        ? []
+        : ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`]),
+    ];
     const compiledCli = process.env.BENCH_BROKER_CLI;
 
     log('starting OpenBao dev server and a Zuul-like issuer (RSA 4096)');

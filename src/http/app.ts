@@ -5,7 +5,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type Context, Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/log.js';
 import type { DynamicDeps } from '../broker/dynamic.js';
@@ -114,25 +113,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     );
   });
 
-  const limitBody = bodyLimit({
-    maxSize: deps.limits.maxBodyBytes,
-    onError: (c) => {
-      c.get('log').outcome = 'payload_too_large';
-      return c.json(
-        problem(
-          'payload_too_large',
-          `body larger than ${deps.limits.maxBodyBytes} bytes`,
-          c.get('requestId'),
-        ),
-        413,
-        { 'Content-Type': 'application/problem+json' },
-      );
-    },
-  });
-  // Only POST routes read a body. The check itself makes @hono/node-server build a full
-  // Request (with an AbortSignal) for the request, which costs more than the rest of a
-  // GET's handling, so it is skipped where there is nothing to read.
-  app.use('/v1/*', (c, next) => (c.req.method === 'POST' ? limitBody(c, next) : next()));
+  // Bodies are read (bounded) by the POST routes after authentication: src/http/body.ts.
 
   registerSecretRoutes(app, deps);
   registerOpsRoutes(app, deps);

@@ -8,6 +8,7 @@ import { whoami } from '../../broker/whoami.js';
 import { NAME_PATTERN } from '../../policy/load.js';
 import type { AppDeps } from '../app.js';
 import { respondProblem } from '../app.js';
+import { readBodyText } from '../body.js';
 import type { AppEnv } from '../types.js';
 
 /** Logical secret names: the same rule as for names in policy files. */
@@ -85,6 +86,11 @@ function authenticate(deps: AppDeps): MiddlewareHandler<AppEnv> {
   };
 }
 
+/** 413: read only after authentication, so junk tokens never cost a body read. */
+function tooLarge(c: Context<AppEnv>, maxBytes: number) {
+  return respondProblem(c, 'payload_too_large', `body larger than ${maxBytes} bytes`);
+}
+
 function fetchDeps(deps: AppDeps, requestId: string) {
   return {
     ...(deps.audit ? { audit: { log: deps.audit, requestId } } : {}),
@@ -116,9 +122,11 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   }
 
   app.post('/v1/fetch', auth, async (c) => {
+    const read = await readBodyText(c, deps.limits.maxBodyBytes);
+    if (!read.ok) return tooLarge(c, deps.limits.maxBodyBytes);
     let body: unknown;
     try {
-      body = JSON.parse(await c.req.text());
+      body = JSON.parse(read.text);
     } catch {
       return respondProblem(c, 'invalid_request', 'body must be a JSON object');
     }
@@ -163,7 +171,9 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
 
   app.post('/v1/revoke', auth, async (c) => {
     // No body, or an empty JSON object: nothing else is accepted.
-    const text = (await c.req.text()).trim();
+    const read = await readBodyText(c, deps.limits.maxBodyBytes);
+    if (!read.ok) return tooLarge(c, deps.limits.maxBodyBytes);
+    const text = read.text.trim();
     if (text !== '' && text !== '{}') {
       return respondProblem(c, 'invalid_request', 'POST /v1/revoke takes no body or {}');
     }

@@ -15,7 +15,7 @@
  * cleartext never appears in the server's statement log.
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import type { KvReader } from '../../openbao/interface.js';
 import type { GenerateSpec } from '../../policy/types.js';
 import {
@@ -110,7 +110,9 @@ export function createPostgresDriver(
   }
 
   async function withClient<T>(c: Connection, use: (client: pg.Client) => Promise<T>): Promise<T> {
-    const client = new pg.Client({
+    // Loaded on first use: a broker without PostgreSQL rotations never pays for the driver.
+    const { default: driver } = await import('pg');
+    const client = new driver.Client({
       host: c.host,
       port: c.port,
       database: c.database,

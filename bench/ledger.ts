@@ -45,7 +45,8 @@ async function bao(
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const text = await res.text();
-  if (res.status >= 300) throw new Error(`${method} ${apiPath}: HTTP ${res.status}`);
+  if (res.status >= 300)
+    throw new Error(`${method} ${apiPath}: HTTP ${res.status} ${text.slice(0, 200)}`);
   return text ? (JSON.parse(text) as Record<string, unknown>) : {};
 }
 
@@ -104,7 +105,9 @@ async function main(): Promise<void> {
       for (let l = 0; l < LEASES_PER_BUILD; l++) {
         const child = (
           await bao(openbao.address, created.client_token, 'POST', 'auth/token/create', {
-            policies: ['default'],
+            // A child may carry only its parent's policies, and like it no `default`.
+            policies: ['zsb-ledger-build'],
+            no_default_policy: true,
             ttl: '1h',
           })
         ).auth as { accessor: string };
@@ -156,7 +159,10 @@ async function main(): Promise<void> {
       let failed = 0;
       started = performance.now();
       await pool(BUILDS, async (b) => {
-        const token = issuer.mint({ 'build-uuid': builds[b] ?? '', aud: DEFAULT_ZUUL_TOKEN.audience });
+        const token = issuer.mint({
+          'build-uuid': builds[b] ?? '',
+          aud: DEFAULT_ZUUL_TOKEN.audience,
+        });
         const res = await fetch(`${broker.url}/v1/revoke`, {
           method: 'POST',
           headers: { authorization: `Bearer ${token}` },

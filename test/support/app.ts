@@ -13,6 +13,7 @@ import type { RateLimiter } from '../../src/http/rate-limit.js';
 import { createTokenVerifier } from '../../src/identity/verifier.js';
 import { createLogger } from '../../src/main.js';
 import { formatProblem, parsePolicyFiles } from '../../src/policy/load.js';
+import { captureText } from './canary.js';
 import { FakeOpenBao } from './fake-openbao.js';
 
 export const AUDIENCE = 'https://secrets.example.org';
@@ -20,7 +21,9 @@ export const AUDIENCE = 'https://secrets.example.org';
 export class LogCapture extends Writable {
   readonly lines: string[] = [];
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
-    this.lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    const text = chunk.toString('utf8');
+    this.lines.push(...text.split('\n').filter(Boolean));
+    captureText('log', text);
     callback();
   }
   text(): string {

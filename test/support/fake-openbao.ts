@@ -10,6 +10,7 @@ import type {
   OpenBaoHealth,
   WrappedResponse,
 } from '../../src/openbao/interface.js';
+import { registerSecretData } from './canary.js';
 
 export class FakeOpenBao implements OpenBao {
   readonly entries = new Map<string, KvEntry>();
@@ -21,6 +22,7 @@ export class FakeOpenBao implements OpenBao {
   #wrapCounter = 0;
 
   put(mount: string, path: string, data: Record<string, unknown>, version = 1): void {
+    registerSecretData(data);
     this.entries.set(`${mount}/${path}`, { data, version });
   }
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger, type RunningBroker, startBroker } from '../../src/main.js';
 import { LogCapture } from './app.js';
+import { canaryValue } from './canary.js';
 import { FaultProxy } from './fault-proxy.js';
 import { realOpenBao, uniquePrefix } from './real-openbao.js';
 import { startZuulIssuer, type ZuulIssuer } from './zuul.js';
@@ -44,7 +45,7 @@ export async function startKvBroker(
   const bao = realOpenBao();
   const prefix = uniquePrefix(suite);
   const dir = await mkdtemp(path.join(tmpdir(), `zsb-${suite}-`));
-  const secret = { username: 'ci', password: `pw-${prefix}-${Date.now()}` };
+  const secret = { username: 'ci', password: canaryValue(suite) };
   await bao.admin.kvWrite('secret', `${prefix}/clouds`, secret);
   await bao.admin.putAclPolicy(
     `zsb-${prefix}`,

@@ -3,6 +3,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { captureStream, captureText } from './canary.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const CLI = path.join(ROOT, 'src', 'cli', 'index.ts');
@@ -14,11 +15,14 @@ export function spawnZsb(
   args: readonly string[],
   options: { cwd: string; env?: NodeJS.ProcessEnv },
 ): ChildProcess {
-  return spawn(process.execPath, [...NODE_ARGS, ...args], {
+  const child = spawn(process.execPath, [...NODE_ARGS, ...args], {
     cwd: options.cwd,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  captureStream('child stdout', child.stdout);
+  captureStream('child stderr', child.stderr);
+  return child;
 }
 
 export async function runZsb(
@@ -35,9 +39,13 @@ export async function runZsb(
         timeout: 30000,
       },
     );
+    captureText('child stdout', stdout);
+    captureText('child stderr', stderr);
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code?: number; stdout?: string; stderr?: string };
+    captureText('child stdout', e.stdout ?? '');
+    captureText('child stderr', e.stderr ?? '');
     return {
       code: typeof e.code === 'number' ? e.code : -1,
       stdout: e.stdout ?? '',
@@ -46,11 +54,12 @@ export async function runZsb(
   }
 }
 
-/** Resolves with the collected stdout once `pattern` appears in it. */
+/** Resolves with the collected output of `stream` once `pattern` appears in it. */
 export function waitForOutput(
   child: ChildProcess,
   pattern: RegExp,
   timeoutMs = 30000,
+  stream: 'stdout' | 'stderr' = 'stdout',
 ): Promise<string> {
   return new Promise((resolve, reject) => {
     let out = '';
@@ -61,10 +70,14 @@ export function waitForOutput(
     );
     child.stderr?.on('data', (c: Buffer) => {
       err += c.toString();
+      if (stream === 'stderr' && pattern.test(err)) {
+        clearTimeout(timer);
+        resolve(err);
+      }
     });
     child.stdout?.on('data', (c: Buffer) => {
       out += c.toString();
-      if (pattern.test(out)) {
+      if (stream === 'stdout' && pattern.test(out)) {
         clearTimeout(timer);
         resolve(out);
       }

@@ -5,16 +5,31 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { createOpenBaoClient } from '../../src/openbao/client.js';
+import { registerCanary, registerSecretData } from './canary.js';
 
 export function realOpenBao() {
   const address = inject('openbaoAddress');
   const rootToken = inject('openbaoToken');
-  const admin = createOpenBaoClient({
+  const client = createOpenBaoClient({
     addresses: [address],
     timeoutMs: 10000,
     maxConnections: 8,
     token: () => rootToken,
   });
+  registerCanary(rootToken);
+  // What tests seed and the tokens they create are canaries of the whole-run scan.
+  const admin: typeof client = {
+    ...client,
+    kvWrite: (mount, path, data, options) => {
+      registerSecretData(data);
+      return client.kvWrite(mount, path, data, options);
+    },
+    createToken: async (request) => {
+      const created = await client.createToken(request);
+      registerCanary(created.token);
+      return created;
+    },
+  };
   return { address, rootToken, admin, version: inject('openbaoVersion') };
 }
 

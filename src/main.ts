@@ -14,11 +14,7 @@ import { createTokenVerifier } from './identity/verifier.js';
 import { createLeaseLedger } from './leases/ledger.js';
 import { connectOpenBao } from './openbao/connect.js';
 import { createRotationMetrics } from './rotation/metrics.js';
-import {
-  auditedOutcome,
-  brokerSecretIdSettings,
-  createRotationService,
-} from './rotation/service.js';
+import { auditedOutcome, createRotationService, rotationSettings } from './rotation/service.js';
 
 /** Field names whose values must never be written, whatever object reaches the logger. */
 const REDACT = [
@@ -116,13 +112,9 @@ export async function startBroker(
   const observeRotation = createRotationMetrics(metrics.registry);
   const rotations = createRotationService({
     openbao,
-    stateMount: config.openbao.stateMount,
-    statePrefix: config.openbao.statePrefix,
+    ...rotationSettings(config),
     policies: () => policies.current() ?? { rotations: [], secrets: new Map() },
-    lockTtlSeconds: config.rotation.lockTtlSeconds,
-    attempts: config.rotation.attempts,
     logger,
-    ...brokerSecretIdSettings(config.openbao.auth, config.rotation.brokerSecretId),
     onOutcome: async (rotation, outcome) => {
       observeRotation(rotation, outcome);
       const event = auditedOutcome(rotation, outcome, 'schedule');

@@ -12,12 +12,16 @@ import { createPolicyStore } from '../broker/policy-store.js';
 import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { connectOpenBao } from '../openbao/connect.js';
-import type { RotationBoundary, RotationOutcome } from '../rotation/protocol.js';
+import {
+  ROTATION_BOUNDARIES,
+  type RotationBoundary,
+  type RotationOutcome,
+} from '../rotation/protocol.js';
 import {
   auditedOutcome,
-  brokerSecretIdSettings,
   createRotationService,
   type RotationService,
+  rotationSettings,
 } from '../rotation/service.js';
 
 function configFile(options: { config?: string }): string {
@@ -46,13 +50,9 @@ export async function rotationServiceFor(config: Config): Promise<{
   const audit = await openAuditLog(config.audit);
   const service = createRotationService({
     openbao,
-    stateMount: config.openbao.stateMount,
-    statePrefix: config.openbao.statePrefix,
+    ...rotationSettings(config),
     policies: () => policies.current() ?? { rotations: [], secrets: new Map() },
-    lockTtlSeconds: config.rotation.lockTtlSeconds,
-    attempts: config.rotation.attempts,
     logger,
-    ...brokerSecretIdSettings(config.openbao.auth, config.rotation.brokerSecretId),
     onOutcome: async (rotation, outcome) => {
       const event = auditedOutcome(rotation, outcome, 'manual');
       if (event) await audit.log.rotated(event);
@@ -86,22 +86,11 @@ export function describeOutcome(name: string, outcome: RotationOutcome): string 
   }
 }
 
-const BOUNDARIES: readonly RotationBoundary[] = [
-  'locked',
-  'created',
-  'set-applied',
-  'set',
-  'tested',
-  'promote-applied',
-  'promoted',
-  'finished',
-];
-
 function pauseHook(): ((b: RotationBoundary) => Promise<void>) | undefined {
   const at = process.env.ZSB_ROTATION_PAUSE_AT;
   if (!at) return undefined;
-  if (!BOUNDARIES.includes(at as RotationBoundary)) {
-    throw new Error(`ZSB_ROTATION_PAUSE_AT must be one of ${BOUNDARIES.join(', ')}`);
+  if (!ROTATION_BOUNDARIES.includes(at as RotationBoundary)) {
+    throw new Error(`ZSB_ROTATION_PAUSE_AT must be one of ${ROTATION_BOUNDARIES.join(', ')}`);
   }
   return async (boundary) => {
     if (boundary !== at) return;

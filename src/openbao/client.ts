@@ -150,8 +150,8 @@ function offOrigin(
 }
 
 /**
- * Cuts a connection whose current answer grows past `maxBytes`. The transport reads whole
- * bodies into memory and has no limit of its own; the count restarts each time the agent
+ * Cuts a connection whose current answer grows past `maxBytes` (a second bound beside the
+ * transport's own count, for whatever runs on these agents); the count restarts each time the agent
  * takes a kept-alive connection back after a complete answer.
  */
 function capAnswers(socket: Duplex | null | undefined, maxBytes: number): void {
@@ -173,10 +173,29 @@ interface AgentBounds {
   readonly maxResponseBytes: number;
 }
 
+/** Opens a connection only to a configured address, with its answers capped. */
+function openBounded(
+  bounds: AgentBounds,
+  connection: http.ClientRequestArgs,
+  callback: ConnectionCallback | undefined,
+  open: () => Duplex | null | undefined,
+): Duplex | null | undefined {
+  const refused = offOrigin(bounds.origins, connection);
+  if (refused !== undefined) {
+    (callback as RefusalCallback | undefined)?.(refused);
+    return undefined;
+  }
+  const socket = open();
+  capAnswers(socket, bounds.maxResponseBytes);
+  return socket;
+}
+
 /*
- * The transport follows redirects, and every request carries a token. The agents open a
- * connection only to a configured address, so a redirect (from a compromised or misconfigured
- * server, or anything in between) can never carry the token elsewhere: it fails as `upstream`.
+ * Every request carries a token. The agents open a connection only to a configured address,
+ * so nothing (a redirect from a compromised or misconfigured server, a proxy setting, a
+ * future transport change) can carry the token elsewhere: it fails as `upstream`. The
+ * transport (transport.ts) never follows redirects and caps answers itself; these bounds
+ * hold whatever runs on top of the agents.
  */
 class BoundedHttpAgent extends http.Agent {
   constructor(
@@ -186,14 +205,9 @@ class BoundedHttpAgent extends http.Agent {
     super(options);
   }
   override createConnection(connection: http.ClientRequestArgs, callback?: ConnectionCallback) {
-    const refused = offOrigin(this.bounds.origins, connection);
-    if (refused === undefined) {
-      const socket = super.createConnection(connection, callback);
-      capAnswers(socket, this.bounds.maxResponseBytes);
-      return socket;
-    }
-    (callback as RefusalCallback | undefined)?.(refused);
-    return undefined;
+    return openBounded(this.bounds, connection, callback, () =>
+      super.createConnection(connection, callback),
+    );
   }
 }
 
@@ -205,14 +219,9 @@ class BoundedHttpsAgent extends https.Agent {
     super(options);
   }
   override createConnection(connection: https.RequestOptions, callback?: ConnectionCallback) {
-    const refused = offOrigin(this.bounds.origins, connection);
-    if (refused === undefined) {
-      const socket = super.createConnection(connection, callback);
-      capAnswers(socket, this.bounds.maxResponseBytes);
-      return socket;
-    }
-    (callback as RefusalCallback | undefined)?.(refused);
-    return undefined;
+    return openBounded(this.bounds, connection, callback, () =>
+      super.createConnection(connection, callback),
+    );
   }
 }
 

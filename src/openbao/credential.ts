@@ -35,7 +35,8 @@ export interface CredentialLogger {
 
 const RETRY_MS = [1000, 5000, 15000, 30000, 60000];
 
-function readSecretFile(file: string, what: string): string {
+/** A one-line secret from a file; the error names the file and errno, never the content. */
+export function readSecretFile(file: string, what: string): string {
   let value: string;
   try {
     value = readFileSync(file, 'utf8').trim();

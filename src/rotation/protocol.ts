@@ -31,15 +31,17 @@ import {
 } from './state.js';
 
 /** Points between steps where a fault-injection hook may run (tests kill the process there). */
-export type RotationBoundary =
-  | 'locked'
-  | 'created'
-  | 'set-applied'
-  | 'set'
-  | 'tested'
-  | 'promote-applied'
-  | 'promoted'
-  | 'finished';
+export const ROTATION_BOUNDARIES = [
+  'locked',
+  'created',
+  'set-applied',
+  'set',
+  'tested',
+  'promote-applied',
+  'promoted',
+  'finished',
+] as const;
+export type RotationBoundary = (typeof ROTATION_BOUNDARIES)[number];
 
 export type RotationOutcome =
   | { readonly outcome: 'rotated'; readonly version: number | string; readonly resumed: boolean }

@@ -255,6 +255,31 @@ export function everySecondsOf(every: number | string): number {
   return seconds;
 }
 
+/** The settings of the configuration file (`openbao.*`, `rotation.*`) a rotation service uses. */
+export function rotationSettings(config: {
+  readonly openbao: {
+    readonly stateMount: string;
+    readonly statePrefix: string;
+    readonly auth: Parameters<typeof brokerSecretIdSettings>[0];
+  };
+  readonly rotation: {
+    readonly lockTtlSeconds: number;
+    readonly attempts: number;
+    readonly brokerSecretId?: Parameters<typeof brokerSecretIdSettings>[1];
+  };
+}): Pick<
+  RotationServiceOptions,
+  'stateMount' | 'statePrefix' | 'lockTtlSeconds' | 'attempts' | 'brokerSecretId'
+> {
+  return {
+    stateMount: config.openbao.stateMount,
+    statePrefix: config.openbao.statePrefix,
+    lockTtlSeconds: config.rotation.lockTtlSeconds,
+    attempts: config.rotation.attempts,
+    ...brokerSecretIdSettings(config.openbao.auth, config.rotation.brokerSecretId),
+  };
+}
+
 /** The broker's own secret-id rotation from `openbao.auth` and `rotation.brokerSecretId`. */
 export function brokerSecretIdSettings(
   auth:

@@ -3,43 +3,13 @@
  * SIGKILL at every step boundary, alternating logins under a client that logs in
  * continuously, two instances on one due rotation, failure visibility.
  */
-import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exitOf, runZsb, spawnZsb } from '../support/process.js';
+import { ROTATION_BOUNDARIES } from '../../src/rotation/protocol.js';
+import { exitOf, runZsb, spawnZsb, waitForOutput } from '../support/process.js';
 import { realOpenBao, uniquePrefix } from '../support/real-openbao.js';
 import { loginProblem, type RotationFixture, setUpRotation } from '../support/rotation-setup.js';
 
-const BOUNDARIES = [
-  'locked',
-  'created',
-  'set-applied',
-  'set',
-  'tested',
-  'promote-applied',
-  'promoted',
-  'finished',
-] as const;
-
-function waitForStderr(child: ChildProcess, pattern: RegExp, timeoutMs = 30000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let err = '';
-    const timer = setTimeout(
-      () => reject(new Error(`timed out waiting for ${pattern}; stderr: ${err.slice(-2000)}`)),
-      timeoutMs,
-    );
-    child.stderr?.on('data', (c: Buffer) => {
-      err += c.toString();
-      if (pattern.test(err)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`exited with ${code} before ${pattern}; stderr: ${err.slice(-2000)}`));
-    });
-  });
-}
+const BOUNDARIES = ROTATION_BOUNDARIES;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -86,7 +56,7 @@ describe('rotation with real processes', () => {
         cwd: fx.dir,
         env: { ZSB_ROTATION_PAUSE_AT: boundary },
       });
-      await waitForStderr(child, new RegExp(`paused at ${boundary}`));
+      await waitForOutput(child, new RegExp(`paused at ${boundary}`), 30000, 'stderr');
       child.kill('SIGKILL');
       await exitOf(child);
 
@@ -189,7 +159,7 @@ describe('rotation with real processes', () => {
       cwd: fx.dir,
       env: { ZSB_ROTATION_PAUSE_AT: 'set' },
     });
-    await waitForStderr(child, /paused at set/);
+    await waitForOutput(child, /paused at set/, 30000, 'stderr');
     child.kill('SIGKILL');
     await exitOf(child);
     // An operator resets the password by hand meanwhile (in KV and on the server).

@@ -6,7 +6,8 @@
  * login reads the file again (src/openbao/credential.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
+import { readSecretFile } from '../../openbao/credential.js';
 import { OpenBaoError } from '../../openbao/errors.js';
 import type { RotationTargets, TokenAdmin } from '../../openbao/interface.js';
 import {
@@ -28,17 +29,13 @@ export function secretIdMarker(secretId: string): string {
   return `sha256:${createHash('sha256').update(secretId).digest('hex').slice(0, 16)}`;
 }
 
+/** The file's secret; a missing or empty file is a setting no retry can fix. */
 function readTrimmed(file: string, what: string): string {
-  let value: string;
   try {
-    value = readFileSync(file, 'utf8').trim();
+    return readSecretFile(file, what);
   } catch (error) {
-    throw new RotationConfigError(
-      `cannot read the ${what} file ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
+    throw new RotationConfigError((error as Error).message);
   }
-  if (value === '') throw new RotationConfigError(`the ${what} file ${file} is empty`);
-  return value;
 }
 
 function stringField(data: Readonly<Record<string, unknown>>, key: string): string {

@@ -19,19 +19,20 @@ import {
   type RotationDriver,
   RotationTestFailed,
 } from '../../../src/rotation/driver.js';
-import { type RotationBoundary, runRotation } from '../../../src/rotation/protocol.js';
+import {
+  ROTATION_BOUNDARIES,
+  type RotationBoundary,
+  runRotation,
+} from '../../../src/rotation/protocol.js';
 import { KvSecret } from '../../../src/rotation/providers/kv.js';
-import { createRotationStateStore, type RotationRecord } from '../../../src/rotation/state.js';
+import {
+  createRotationStateStore,
+  type RotationRecord,
+  type RotationStateStore,
+} from '../../../src/rotation/state.js';
 
-const BOUNDARIES: RotationBoundary[] = [
-  'locked',
-  'created',
-  'set-applied',
-  'set',
-  'tested',
-  'promote-applied',
-  'promoted',
-];
+/** Every boundary but the last: a crash after `finished` is a completed run. */
+const BOUNDARIES = ROTATION_BOUNDARIES.filter((b) => b !== 'finished');
 const LOCK_TTL_MS = 1000;
 const STEP_MS = 150;
 const SECRET = 'app/db';
@@ -213,6 +214,17 @@ describe('rotation protocol model', () => {
           const store = createRotationStateStore(kv, { mount: 'secret', prefix: STATE_PREFIX });
           const secret = new KvSecret(kv, { mount: 'secret', path: SECRET });
           const isDue = (record: RotationRecord) => record.lastSuccess === undefined;
+          const runOptions = (stateStore: RotationStateStore, instanceId: string) => ({
+            store: stateStore,
+            instanceId,
+            lockTtlMs: LOCK_TTL_MS,
+            force: false,
+            isDue,
+            logger: silent,
+            attempts: 2,
+            retryBaseMs: 0,
+            now: () => world.clock,
+          });
           const resumes: Array<() => void> = [];
           let ops = 0;
           const onOp = () => {
@@ -249,15 +261,7 @@ describe('rotation protocol model', () => {
 
           const runs = plans.map((plan, i) =>
             runRotation('app-db', alternatingDriver(world, s, countedSecret), {
-              store: countedStore,
-              instanceId: `instance-${i}`,
-              lockTtlMs: LOCK_TTL_MS,
-              force: false,
-              isDue,
-              logger: silent,
-              attempts: 2,
-              retryBaseMs: 0,
-              now: () => world.clock,
+              ...runOptions(countedStore, `instance-${i}`),
               onBoundary: (b) => {
                 if (b === plan.crashAt) return new Promise<void>(() => {}); // killed
                 if (b === plan.pauseAt) {
@@ -286,17 +290,11 @@ describe('rotation protocol model', () => {
             world.clock += LOCK_TTL_MS * 2;
             const outcome = await drive(
               s,
-              runRotation('app-db', alternatingDriver(world, s, secret), {
-                store,
-                instanceId: `restart-${attempt}`,
-                lockTtlMs: LOCK_TTL_MS,
-                force: false,
-                isDue,
-                logger: silent,
-                attempts: 2,
-                retryBaseMs: 0,
-                now: () => world.clock,
-              }),
+              runRotation(
+                'app-db',
+                alternatingDriver(world, s, secret),
+                runOptions(store, `restart-${attempt}`),
+              ),
             );
             rotated = outcome.outcome === 'rotated' || outcome.outcome === 'not-due';
           }

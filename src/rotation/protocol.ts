@@ -76,6 +76,8 @@ export interface RunOptions {
   readonly now?: () => number;
   readonly signal?: AbortSignal;
   readonly onBoundary?: (boundary: RotationBoundary) => Promise<void> | void;
+  /** Waits between attempts; injectable so a model test schedules it like any other step. */
+  readonly sleep?: (ms: number) => Promise<void>;
 }
 
 /** Errors a retry cannot fix. */
@@ -150,7 +152,7 @@ export async function runRotation(
           { rotation: name, step, attempt, error: describeError(error) },
           'rotation step failed; retrying',
         );
-        await sleep(delay);
+        await (options.sleep ?? sleep)(delay);
       }
     }
   };

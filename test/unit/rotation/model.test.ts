@@ -224,6 +224,8 @@ describe('rotation protocol model', () => {
             attempts: 2,
             retryBaseMs: 0,
             now: () => world.clock,
+            // Backoff is a scheduling point like every other step.
+            sleep: () => s.schedule(Promise.resolve(), 'backoff').then(() => undefined),
           });
           const resumes: Array<() => void> = [];
           let ops = 0;
@@ -259,8 +261,9 @@ describe('rotation protocol model', () => {
           });
           const countedSecret = new KvSecret(counted, { mount: 'secret', path: SECRET });
 
-          const runs = plans.map((plan, i) =>
-            runRotation('app-db', alternatingDriver(world, s, countedSecret), {
+          const outcomes: Array<string | undefined> = plans.map(() => undefined);
+          plans.forEach((plan, i) => {
+            void runRotation('app-db', alternatingDriver(world, s, countedSecret), {
               ...runOptions(countedStore, `instance-${i}`),
               onBoundary: (b) => {
                 if (b === plan.crashAt) return new Promise<void>(() => {}); // killed
@@ -268,12 +271,16 @@ describe('rotation protocol model', () => {
                   return new Promise<void>((resume) => resumes.push(resume));
                 }
               },
-            }).catch((error: unknown) => {
-              // OpenBao down while reading or taking the lock: the run never started.
-              if (error instanceof OpenBaoError && error.retryable) return { outcome: 'failed' };
-              throw error;
-            }),
-          );
+            })
+              .catch((error: unknown) => {
+                // OpenBao down while reading or taking the lock: the run never started.
+                if (error instanceof OpenBaoError && error.retryable) return { outcome: 'failed' };
+                throw error;
+              })
+              .then((o) => {
+                outcomes[i] = o.outcome;
+              });
+          });
           // Let the scheduler interleave every instance until nothing can proceed; paused
           // instances come back after their lock expired.
           await drain(s);
@@ -282,6 +289,11 @@ describe('rotation protocol model', () => {
             for (const resume of resumes.splice(0)) resume();
             await drain(s);
           }
+
+          // Every instance that was not killed came to an end (no one waits forever on a lock).
+          plans.forEach((plan, i) => {
+            if (plan.crashAt === undefined) expect(outcomes[i]).toBeDefined();
+          });
 
           // A clean restart (after every lock expired) finishes or aborts what is left.
           world.outageOps = 0;

@@ -3,12 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { type ServerType, serve } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
 import { openAuditLog } from './audit/log.js';
-import { createBuildTokenCache } from './broker/dynamic.js';
+import { createBuildTokenCache, liveBuildTokens } from './broker/dynamic.js';
 import { createPolicyStore, type PolicyStore, type ReloadResult } from './broker/policy-store.js';
 import type { Config } from './config/schema.js';
 import { createApp } from './http/app.js';
 import { type ListenerTls, readTlsPairSync, startListenerTls } from './http/listener-tls.js';
-import { createHttpMetrics } from './http/metrics.js';
+import { createHttpMetrics, registerBuildTokenGauge } from './http/metrics.js';
 import { createRateLimiter } from './http/rate-limit.js';
 import { createTokenVerifier } from './identity/verifier.js';
 import { createLeaseLedger } from './leases/ledger.js';
@@ -131,6 +131,8 @@ export async function startBroker(
   const stopRotations = config.rotation.enabled
     ? rotations.schedule(config.rotation.checkIntervalSeconds)
     : async () => undefined;
+  const buildTokens = createBuildTokenCache();
+  registerBuildTokenGauge(metrics.registry, () => liveBuildTokens(buildTokens, Date.now()));
   const app = createApp({
     verifier,
     policies,
@@ -154,7 +156,7 @@ export async function startBroker(
       }),
       buildTokenRole: config.openbao.buildTokenRole,
       buildPolicy: config.openbao.buildPolicy,
-      cache: createBuildTokenCache(),
+      cache: buildTokens,
       now: Date.now,
     },
   });

@@ -35,6 +35,13 @@ export function createBuildTokenCache(max = 10000): BuildTokenCache {
   return new LRUCache<string, CachedBuildToken>({ max });
 }
 
+/** Build tokens in the cache that have not expired yet (revoked ones are forgotten). */
+export function liveBuildTokens(cache: BuildTokenCache, now: number): number {
+  let live = 0;
+  for (const entry of cache.values()) if (entry.expiresAtMs > now) live++;
+  return live;
+}
+
 /** Something this request created that must be undone if the request fails. */
 export type Undo =
   | { readonly kind: 'lease'; readonly id: string }

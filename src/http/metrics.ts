@@ -3,7 +3,7 @@
  * pattern, status, decision, OpenBao operation and error kind, key set outcome): never a
  * secret name from a request, a path, a token, an identity, an issuer URL or a build id.
  */
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface HttpMetrics {
   readonly registry: Registry;
@@ -19,6 +19,8 @@ export interface HttpMetrics {
   readonly keySetRefreshes: Counter<'outcome'>;
   /** Audit writes (events and recovery probes) that failed: each failed event is a refusal. */
   readonly auditWriteFailures: Counter;
+  /** Dynamic secrets delivered with an OpenBao lease (database credentials). */
+  readonly leasesIssued: Counter;
 }
 
 export function createHttpMetrics(options: { defaultMetrics?: boolean } = {}): HttpMetrics {
@@ -64,6 +66,11 @@ export function createHttpMetrics(options: { defaultMetrics?: boolean } = {}): H
       labelNames: ['operation'],
       registers: [registry],
     }),
+    leasesIssued: new Counter({
+      name: 'zsb_leases_issued_total',
+      help: 'Dynamic secrets delivered with an OpenBao lease',
+      registers: [registry],
+    }),
     keySetRefreshes: new Counter({
       name: 'zsb_keyset_refreshes_total',
       help: 'Issuer key set fetches by outcome (ok, timeout, unreachable, redirect, http_status, too_large, invalid)',
@@ -76,4 +83,19 @@ export function createHttpMetrics(options: { defaultMetrics?: boolean } = {}): H
       registers: [registry],
     }),
   };
+}
+
+/**
+ * Build tokens this instance created that are neither expired nor revoked: each holds
+ * one build's leases, which OpenBao revokes with it. Counted when scraped.
+ */
+export function registerBuildTokenGauge(registry: Registry, active: () => number): void {
+  new Gauge({
+    name: 'zsb_build_tokens_active',
+    help: "Live build tokens created by this instance (each holds a build's leases)",
+    registers: [registry],
+    collect() {
+      this.set(active());
+    },
+  });
 }

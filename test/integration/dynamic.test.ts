@@ -61,6 +61,14 @@ describe('database credentials', () => {
     expect(Date.parse(db?.expiresAt ?? '')).toBeLessThanOrEqual(Date.now() + 900_000 + 2000);
     const { username = '', password = '' } = db?.data ?? {};
     expect(await canLogin(username, password)).toBe(true);
+    const metric = async (name: string) => {
+      const text = await (await fetch(`${broker.url}/metrics`)).text();
+      return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+    };
+    const issuedBefore = await metric('zsb_leases_issued_total');
+    expect(issuedBefore).toBeGreaterThanOrEqual(1);
+    const liveBefore = await metric('zsb_build_tokens_active');
+    expect(liveBefore).toBeGreaterThanOrEqual(1);
 
     const revoked = await call(
       'POST',
@@ -73,6 +81,8 @@ describe('database credentials', () => {
     );
     expect(revoked.status).toBe(200);
     expect(revoked.body.revoked).toBeGreaterThanOrEqual(1);
+    // The revoked build's token no longer counts as live.
+    expect(await metric('zsb_build_tokens_active')).toBe(liveBefore - 1);
     await until(async () => !(await roleExists(username)));
     expect(await canLogin(username, password)).toBe(false);
     // Idempotent.

@@ -118,6 +118,8 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     });
     if (!result.ok) return { ok: false as const, response: fromFailure(c, result.failure) };
     log.grants = result.value.grants;
+    const leases = Object.values(result.value.secrets).filter((s) => 'lease' in s && s.lease);
+    if (leases.length > 0) deps.metrics.leasesIssued.inc(leases.length);
     return { ok: true as const, value: result.value };
   }
 

@@ -41,6 +41,9 @@ export function kindForStatus(status: number, errors: readonly string[]): OpenBa
   if (status === 503) return 'sealed';
   if (status === 400 && errors.some((e) => e.includes('check-and-set'))) return 'cas_mismatch';
   if (status === 400) return 'invalid_request';
-  if (status === 502 || status === 504) return 'unavailable';
+  // A gateway in front of OpenBao: 502 = OpenBao not reachable behind it, 504 = OpenBao did
+  // not answer it in time (api.md: 504 upstream_timeout).
+  if (status === 502) return 'unavailable';
+  if (status === 504) return 'timeout';
   return 'upstream';
 }

@@ -184,7 +184,8 @@ describe('OpenBao behind a fault proxy', () => {
     // A gateway in front of OpenBao, or OpenBao sealed/standby: unavailable, read retried.
     [502, 503, 'unavailable', 3],
     [503, 503, 'unavailable', 3],
-    [504, 503, 'unavailable', 3],
+    // A gateway's timeout: OpenBao did not answer in time (api.md), the read retried.
+    [504, 504, 'upstream_timeout', 3],
     // OpenBao's own rate limit: unavailable with Retry-After, and no extra load from retries.
     [429, 503, 'unavailable', 1],
   ])(

@@ -86,16 +86,29 @@ export function describeOutcome(name: string, outcome: RotationOutcome): string 
   }
 }
 
+/**
+ * `ZSB_ROTATION_PAUSE_AT=<boundary>` stops there until the process is killed;
+ * `<boundary>:<ms>` pauses that long and goes on (a holder that comes back late).
+ */
 function pauseHook(): ((b: RotationBoundary) => Promise<void>) | undefined {
-  const at = process.env.ZSB_ROTATION_PAUSE_AT;
-  if (!at) return undefined;
-  if (!ROTATION_BOUNDARIES.includes(at as RotationBoundary)) {
-    throw new Error(`ZSB_ROTATION_PAUSE_AT must be one of ${ROTATION_BOUNDARIES.join(', ')}`);
+  const setting = process.env.ZSB_ROTATION_PAUSE_AT;
+  if (!setting) return undefined;
+  const [at = '', ms] = setting.split(':');
+  const pauseMs = ms === undefined ? undefined : Number(ms);
+  if (
+    !ROTATION_BOUNDARIES.includes(at as RotationBoundary) ||
+    (pauseMs !== undefined && !(Number.isInteger(pauseMs) && pauseMs >= 0))
+  ) {
+    throw new Error(
+      `ZSB_ROTATION_PAUSE_AT must be one of ${ROTATION_BOUNDARIES.join(', ')}, optionally :<ms>`,
+    );
   }
   return async (boundary) => {
     if (boundary !== at) return;
     process.stderr.write(`zsb: paused at ${boundary}\n`);
-    await new Promise(() => {}); // until killed
+    if (pauseMs === undefined)
+      await new Promise(() => {}); // until killed
+    else await new Promise((resolve) => setTimeout(resolve, pauseMs));
   };
 }
 

@@ -83,6 +83,28 @@ describe('rotation with real processes', () => {
     60000,
   );
 
+  it('a holder that comes back after losing its lock stops; the rotation completes once', async () => {
+    const before = await fx.kv('single');
+    const late = spawnZsb(['rotate', 'app-db', '--config', fx.configFile], {
+      cwd: fx.dir,
+      env: { ZSB_ROTATION_PAUSE_AT: 'set:4000' },
+    });
+    const lateOutput = waitForOutput(late, /app-db: /, 30000);
+    await waitForOutput(late, /paused at set/, 30000, 'stderr');
+    // Its lock (1 s) expires while it sleeps; another instance takes over and finishes.
+    await sleep(1200);
+    const other = await rotate('app-db');
+    expect(other.code, other.stderr).toBe(0);
+    expect(other.stdout).toContain('resumed an interrupted run');
+    // The late holder wakes up, loses its next check-and-set and stops without a side effect.
+    expect(await lateOutput).toContain('app-db: stopped: another instance took over the lock');
+    expect(await exitOf(late)).toBe(1);
+    const after = await fx.kv('single');
+    expect(after.version).toBe(before.version + 1);
+    expect((await fx.state('app-db'))?.run).toBeUndefined();
+    expect(await loginProblem(fx.users.single, String(after.data.password))).toBeUndefined();
+  }, 60000);
+
   it('alternating logins: a client logging in continuously never fails during rotations', async () => {
     const bao = realOpenBao();
     let attempts = 0;

@@ -24,7 +24,7 @@ import {
   type RotationBoundary,
   runRotation,
 } from '../../../src/rotation/protocol.js';
-import { KvSecret } from '../../../src/rotation/providers/kv.js';
+import { createGeneratedKvDriver, KvSecret } from '../../../src/rotation/providers/kv.js';
 import {
   createRotationStateStore,
   type RotationRecord,
@@ -370,5 +370,62 @@ describe('KvSecret', () => {
       ConflictError,
     );
     expect(entries).toHaveLength(3);
+  });
+});
+
+describe('shutdown', () => {
+  it('stops at the next step boundary, releases the lock, and the next holder resumes at once', async () => {
+    const store = new Map<string, KvEntry[]>();
+    const kv: KvReader & KvWriter = {
+      async kvRead(mount, path) {
+        const list = store.get(`${mount}/${path}`) ?? [];
+        return list[list.length - 1] ?? null;
+      },
+      async kvReadWrapped() {
+        throw new Error('unused');
+      },
+      async wrapData() {
+        throw new Error('unused');
+      },
+      async kvWrite(mount, path, data, options) {
+        const list = store.get(`${mount}/${path}`) ?? [];
+        if (options?.cas !== undefined && options.cas !== list.length) {
+          throw new OpenBaoError('kv write', 'cas_mismatch', 400);
+        }
+        list.push({ data: structuredClone(data), version: list.length + 1 });
+        store.set(`${mount}/${path}`, list);
+        return { version: list.length };
+      },
+    };
+    store.set('secret/app/key', [{ data: { token: 'old' }, version: 1 }]);
+    const stateStore = createRotationStateStore(kv, { mount: 'secret', prefix: 'zsb' });
+    const secret = new KvSecret(kv, { mount: 'secret', path: 'app/key' });
+    const driver = createGeneratedKvDriver(secret, { key: 'token', kind: 'token', length: 16 });
+    const controller = new AbortController();
+    const common = {
+      store: stateStore,
+      lockTtlMs: 120_000,
+      force: false,
+      isDue: () => true,
+      logger: silent,
+    };
+    const first = await runRotation('app-key', driver, {
+      ...common,
+      instanceId: 'terminating',
+      signal: controller.signal,
+      // SIGTERM arrives while the run is between create and set.
+      onBoundary: (b) => {
+        if (b === 'created') controller.abort();
+      },
+    });
+    expect(first).toEqual({ outcome: 'stopped' });
+    const { record } = await stateStore.read('app-key');
+    expect(record.holder).toBeUndefined();
+    expect(record.run?.step).toBe('created');
+    // No waiting for the 2-minute lock: the next instance resumes the same run now.
+    const second = await runRotation('app-key', driver, { ...common, instanceId: 'next' });
+    expect(second).toMatchObject({ outcome: 'rotated', resumed: true });
+    expect(store.get('secret/app/key')).toHaveLength(2);
+    expect(store.get('secret/app/key')?.[1]?.data.token).toBe(record.run?.pending.token);
   });
 });

@@ -4,7 +4,7 @@ import { type ServerType, serve } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
 import { openAuditLog } from './audit/log.js';
 import { createBuildTokenCache, liveBuildTokens } from './broker/dynamic.js';
-import { createPolicyStore, type PolicyStore, type ReloadResult } from './broker/policy-store.js';
+import { loadBrokerPolicies, type PolicyStore, type ReloadResult } from './broker/policy-store.js';
 import type { Config } from './config/schema.js';
 import { createApp } from './http/app.js';
 import { type ListenerTls, readTlsPairSync, startListenerTls } from './http/listener-tls.js';
@@ -79,14 +79,7 @@ export async function startBroker(
     if (attempts > 1) metrics.openbaoRetries.inc({ operation }, attempts - 1);
   });
 
-  const policies = createPolicyStore(config.policies, {
-    maxTtlSeconds: config.maxTtlSeconds,
-    supportedKinds: ['kv', 'database', 'pki', 'token'],
-  });
-  const loaded = await policies.reload();
-  if (!loaded.ok) {
-    throw new Error(`policies in ${config.policies} are invalid:\n${loaded.problems.join('\n')}`);
-  }
+  const policies = await loadBrokerPolicies(config.policies, config.maxTtlSeconds);
   logger.info({ policies: policies.status().detail }, 'policies loaded');
 
   const verifier = createTokenVerifier(config.issuers, {

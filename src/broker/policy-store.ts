@@ -38,6 +38,22 @@ function describe(set: PolicySet): string {
   return `${set.secrets.size} secrets, ${set.grants.length} grants from ${set.files.length} files`;
 }
 
+/**
+ * The broker's policy store with its first set loaded: every kind this broker serves, the
+ * configured maximum TTL. An invalid set is an error naming every problem (`file:line:col`).
+ */
+export async function loadBrokerPolicies(dir: string, maxTtlSeconds: number): Promise<PolicyStore> {
+  const store = createPolicyStore(dir, {
+    maxTtlSeconds,
+    supportedKinds: ['kv', 'database', 'pki', 'token'],
+  });
+  const loaded = await store.reload();
+  if (!loaded.ok) {
+    throw new Error(`policies in ${dir} are invalid:\n${loaded.problems.join('\n')}`);
+  }
+  return store;
+}
+
 /** Editors write a file in several steps; wait for them to settle before loading. */
 const WATCH_DEBOUNCE_MS = 250;
 

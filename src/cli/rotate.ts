@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import pino from 'pino';
 import { openAuditLog } from '../audit/log.js';
-import { createPolicyStore } from '../broker/policy-store.js';
+import { loadBrokerPolicies } from '../broker/policy-store.js';
 import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { connectOpenBao } from '../openbao/connect.js';
@@ -37,15 +37,8 @@ export async function rotationServiceFor(config: Config): Promise<{
 }> {
   // Logs go to stderr: stdout carries the command's answer.
   const logger = pino({ level: config.log.level, base: { service: 'zsb' } }, pino.destination(2));
-  const policies = createPolicyStore(config.policies, {
-    maxTtlSeconds: config.maxTtlSeconds,
-    supportedKinds: ['kv', 'database', 'pki', 'token'],
-  });
   // Policies first: a broken policy set is reported without touching OpenBao.
-  const loaded = await policies.reload();
-  if (!loaded.ok) {
-    throw new Error(`policies in ${config.policies} are invalid:\n${loaded.problems.join('\n')}`);
-  }
+  const policies = await loadBrokerPolicies(config.policies, config.maxTtlSeconds);
   const { openbao, credential } = await connectOpenBao(config.openbao, logger);
   const audit = await openAuditLog(config.audit);
   const service = createRotationService({

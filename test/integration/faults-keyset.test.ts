@@ -19,6 +19,7 @@ import { createLogger } from '../../src/main.js';
 import { createOpenBaoClient } from '../../src/openbao/client.js';
 import { LogCapture, policySetFrom } from '../support/app.js';
 import { type FaultMode, FaultProxy } from '../support/fault-proxy.js';
+import { cloudsPolicy } from '../support/kv-broker.js';
 import { realOpenBao, uniquePrefix } from '../support/real-openbao.js';
 import {
   type FakeClock,
@@ -35,15 +36,7 @@ const bao = realOpenBao();
 const prefix = uniquePrefix('faults-keyset');
 const CLOUDS = { username: 'ci', password: `pw-${prefix}` };
 
-const POLICY = `
-secrets:
-  clouds:
-    kv: { mount: secret, path: ${prefix}/clouds }
-grants:
-  - name: faults
-    match: { tenant: scs, project: github.com/SovereignCloudStack/standards }
-    allow: [clouds]
-`;
+const POLICY = cloudsPolicy(prefix, 'faults');
 
 let dir: string;
 let clock: FakeClock;

@@ -17,6 +17,7 @@ import { createOpenBaoClient } from '../../src/openbao/client.js';
 import { LogCapture } from '../support/app.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { until } from '../support/http.js';
+import { cloudsPolicy } from '../support/kv-broker.js';
 import { realOpenBao, uniquePrefix } from '../support/real-openbao.js';
 import { startZuulIssuer, type ZuulIssuer } from '../support/zuul.js';
 
@@ -37,15 +38,7 @@ let broker: RunningBroker;
 let brokerToken: string;
 const logs = new LogCapture();
 
-const POLICY = `
-secrets:
-  clouds:
-    kv: { mount: secret, path: ${prefix}/clouds }
-grants:
-  - name: faults
-    match: { tenant: scs, project: github.com/SovereignCloudStack/standards }
-    allow: [clouds]
-`;
+const POLICY = cloudsPolicy(prefix, 'faults');
 
 interface Answer {
   readonly status: number;

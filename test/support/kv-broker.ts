@@ -17,6 +17,18 @@ import { startZuulIssuer, type ZuulIssuer } from './zuul.js';
 
 export const AUDIENCE = 'https://secrets.example.org';
 
+/** One KV secret `clouds` at `secret/<prefix>/clouds`, granted to the default test identity. */
+export function cloudsPolicy(prefix: string, grant: string): string {
+  return `secrets:
+  clouds:
+    kv: { mount: secret, path: ${prefix}/clouds }
+grants:
+  - name: ${grant}
+    match: { tenant: scs, project: github.com/SovereignCloudStack/standards }
+    allow: [clouds]
+`;
+}
+
 export interface KvBroker {
   readonly broker: RunningBroker;
   readonly issuer: ZuulIssuer;
@@ -56,17 +68,7 @@ export async function startKvBroker(
   ).token;
   await writeFile(path.join(dir, 'token'), brokerToken, { mode: 0o600 });
   await mkdir(path.join(dir, 'policies'));
-  await writeFile(
-    path.join(dir, 'policies', 'policies.yaml'),
-    `secrets:
-  clouds:
-    kv: { mount: secret, path: ${prefix}/clouds }
-grants:
-  - name: ${suite}
-    match: { tenant: scs, project: github.com/SovereignCloudStack/standards }
-    allow: [clouds]
-`,
-  );
+  await writeFile(path.join(dir, 'policies', 'policies.yaml'), cloudsPolicy(prefix, suite));
   await mkdir(path.join(dir, 'audit'));
   const auditFile = path.join(dir, 'audit', 'audit.jsonl');
   const [issuer, proxy] = await Promise.all([startZuulIssuer(), FaultProxy.start(bao.address)]);

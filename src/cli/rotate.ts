@@ -40,7 +40,8 @@ export async function rotationServiceFor(config: Config): Promise<{
   // Policies first: a broken policy set is reported without touching OpenBao.
   const policies = await loadBrokerPolicies(config.policies, config.maxTtlSeconds);
   const { openbao, credential } = await connectOpenBao(config.openbao, logger);
-  const audit = await openAuditLog(config.audit);
+  // stdout carries the command's answer: a stdout audit sink writes to stderr here.
+  const audit = await openAuditLog(config.audit, process.stderr);
   const service = createRotationService({
     openbao,
     ...rotationSettings(config),

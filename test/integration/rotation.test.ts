@@ -31,7 +31,9 @@ describe('rotation with real processes', () => {
   it('rotates a single PostgreSQL login: the new value logs in, the old one no longer does', async () => {
     const before = await fx.kv('single');
     const result = await rotate('app-db');
-    expect(result.stdout).toContain(`app-db: rotated (version ${before.version + 1})`);
+    // stdout is the answer alone (the audit event, sink stdout by default, goes to stderr).
+    expect(result.stdout).toBe(`app-db: rotated (version ${before.version + 1})\n`);
+    expect(result.stderr).toContain('"event":"secret.rotated"');
     expect(result.code).toBe(0);
     const after = await fx.kv('single');
     expect(after.version).toBe(before.version + 1);

@@ -209,16 +209,22 @@ export function createRotationService(options: RotationServiceOptions): Rotation
 
     schedule(intervalSeconds) {
       const controller = new AbortController();
-      let running: Promise<unknown> = Promise.resolve();
+      let running: Promise<unknown> | undefined;
+      // One pass at a time: a pass longer than the interval skips ticks instead of
+      // starting a second pass beside it.
       const tick = () => {
-        running = service.rotateDue({ signal: controller.signal }).catch((error: unknown) => {
-          options.logger.error({ error: (error as Error).message }, 'rotation scheduler failed');
-        });
+        if (running !== undefined || controller.signal.aborted) return;
+        running = service
+          .rotateDue({ signal: controller.signal })
+          .catch((error: unknown) => {
+            options.logger.error({ error: (error as Error).message }, 'rotation scheduler failed');
+          })
+          .finally(() => {
+            running = undefined;
+          });
       };
       tick();
-      const timer = setInterval(() => {
-        void running.then(tick);
-      }, intervalSeconds * 1000);
+      const timer = setInterval(tick, intervalSeconds * 1000);
       timer.unref();
       return async () => {
         clearInterval(timer);

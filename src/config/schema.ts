@@ -215,6 +215,10 @@ export const ConfigSchema = z
       })
       .default({ stdout: true, writeTimeoutMs: 5000 }),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.rotation.brokerSecretId === undefined || c.openbao.auth.method === 'approle', {
+    message: 'rotates an AppRole secret-id: needs openbao.auth.method approle',
+    path: ['rotation', 'brokerSecretId'],
+  });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -127,3 +127,26 @@ describe('configuration', () => {
     }
   });
 });
+
+describe('rotation settings', () => {
+  it('has defaults, and refuses the secret-id rotation without AppRole', () => {
+    expect(parseConfig(MINIMAL).rotation).toEqual({
+      enabled: true,
+      checkIntervalSeconds: 60,
+      lockTtlSeconds: 120,
+      attempts: 3,
+    });
+    expect(problemsOf({ ...MINIMAL, rotation: { brokerSecretId: { role: 'zsb' } } })).toEqual([
+      expect.stringContaining('rotation.brokerSecretId'),
+    ]);
+    const approle = {
+      ...MINIMAL,
+      openbao: {
+        address: 'https://bao.example.org:8200',
+        auth: { method: 'approle', roleIdFile: '/r', secretIdFile: '/s' },
+      },
+      rotation: { brokerSecretId: { role: 'zsb' } },
+    };
+    expect(parseConfig(approle).rotation.brokerSecretId).toEqual({ role: 'zsb', every: '7d' });
+  });
+});

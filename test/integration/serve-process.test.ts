@@ -4,8 +4,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
+import { canaryValue } from '../support/canary.js';
+import { FaultProxy } from '../support/fault-proxy.js';
+import { until } from '../support/http.js';
+import { cloudsPolicy } from '../support/kv-broker.js';
 import { exitOf, ROOT, runZsb, spawnZsb, waitForOutput } from '../support/process.js';
-import { realOpenBao } from '../support/real-openbao.js';
+import { realOpenBao, uniquePrefix } from '../support/real-openbao.js';
 
 const bao = realOpenBao();
 let dir = '';
@@ -131,5 +135,59 @@ it('reloads policies on SIGHUP; a broken set keeps the last good one serving', a
     await exitOf(child);
     await reloadIssuer.close();
     await rm(work, { recursive: true, force: true });
+  }
+}, 60000);
+
+it('SIGTERM lets a request in flight finish, refuses new connections, and exits 0', async () => {
+  const prefix = uniquePrefix('drain');
+  const workDir = await mkdtemp(path.join(tmpdir(), 'zsb-drain-'));
+  const secret = { username: 'ci', password: canaryValue('drain') };
+  await bao.admin.kvWrite('secret', `${prefix}/clouds`, secret);
+  await bao.admin.putAclPolicy(
+    `zsb-${prefix}`,
+    `path "secret/data/${prefix}/*" { capabilities = ["read"] }\n`,
+  );
+  const token = await bao.admin.createToken({
+    policies: [`zsb-${prefix}`],
+    ttlSeconds: 600,
+    orphan: true,
+  });
+  await writeFile(path.join(workDir, 'token'), token.token, { mode: 0o600 });
+  await mkdir(path.join(workDir, 'policies'));
+  await writeFile(path.join(workDir, 'policies', 'p.yaml'), cloudsPolicy(prefix, 'drain'));
+  const proxy = await FaultProxy.start(bao.address);
+  const own = await ZuulIssuer.start({ modulusLength: 2048 });
+  try {
+    const config = path.join(workDir, 'config.yaml');
+    await writeFile(
+      config,
+      [
+        'listen: { host: 127.0.0.1, port: 0 }',
+        `issuers: [{ issuer: "${own.issuer}", audience: "https://secrets.example.org" }]`,
+        `openbao: { address: "${proxy.url}", auth: { method: token, tokenFile: "${path.join(workDir, 'token')}" } }`,
+        `policies: "${path.join(workDir, 'policies')}"`,
+        '',
+      ].join('\n'),
+    );
+    const child = spawnZsb(['serve', '--config', config], { cwd: workDir });
+    const out = await waitForOutput(child, /"msg":"broker listening"/);
+    const url = /"url":"(http:\/\/[^"]+)"/.exec(out)?.[1] ?? '';
+    // OpenBao answers slowly from now on: the fetch below is in flight during SIGTERM.
+    await proxy.setMode({ kind: 'delay', ms: 1500 });
+    proxy.resetCount();
+    const inFlight = fetch(`${url}/v1/secrets/clouds`, {
+      headers: { authorization: `Bearer ${own.mint()}` },
+    });
+    await until(async () => proxy.seen.some((r) => r.path.includes(`${prefix}/clouds`)));
+    child.kill('SIGTERM');
+    const res = await inFlight;
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { data: unknown }).data).toEqual(secret);
+    expect(await exitOf(child)).toBe(0);
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+  } finally {
+    await own.close();
+    await proxy.close();
+    await rm(workDir, { recursive: true, force: true });
   }
 }, 60000);

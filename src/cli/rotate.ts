@@ -142,6 +142,7 @@ export function registerRotationCommands(program: Command): void {
             (options.due === true && outcome.outcome === 'busy');
           ok &&= fine;
         }
+        if (outcomes.size === 0) process.stdout.write('no rotations configured\n');
         if (!ok) process.exitCode = 1;
       } finally {
         await stop();

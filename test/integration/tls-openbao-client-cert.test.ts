@@ -4,12 +4,11 @@
  * broker reaches it only with `openbao.tls.certFile` + `keyFile`; with `caFile` alone (or a
  * certificate of another CA) the TLS handshake is refused and nothing is read.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { findBaoBinary, freeLoopbackPort } from '../../src/dev/openbao-dev-server.js';
@@ -20,9 +19,9 @@ import { connectOpenBao } from '../../src/openbao/connect.js';
 import { OpenBaoError } from '../../src/openbao/errors.js';
 import { LogCapture } from '../support/app.js';
 import { canaryValue, registerCanary } from '../support/canary.js';
+import { issueCertificate, makeCa } from '../support/certs.js';
 import { brokerCall, until } from '../support/http.js';
 
-const run = promisify(execFile);
 const AUDIENCE = 'https://secrets.example.org';
 const ROOT_TOKEN = `root-${randomBytes(12).toString('hex')}`;
 registerCanary(ROOT_TOKEN);
@@ -43,79 +42,6 @@ const pem = {
   rogueCert: '',
   rogueKey: '',
 };
-
-/** Runs openssl quietly: its output never reaches the test log. */
-async function openssl(...args: string[]): Promise<void> {
-  await run('openssl', args, { cwd: dir });
-}
-
-/** A P-256 key and a certificate for `subject`, signed by `ca` (its `.pem` and `.key`). */
-async function issue(name: string, subject: string, ca: string, extensions: string) {
-  const key = path.join(dir, `${name}.key`);
-  const csr = path.join(dir, `${name}.csr`);
-  const ext = path.join(dir, `${name}.ext`);
-  const cert = path.join(dir, `${name}.pem`);
-  await writeFile(ext, extensions);
-  await openssl(
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    csr,
-    '-subj',
-    `/CN=${subject}`,
-  );
-  await openssl(
-    'x509',
-    '-req',
-    '-in',
-    csr,
-    '-CA',
-    path.join(dir, `${ca}.pem`),
-    '-CAkey',
-    path.join(dir, `${ca}.key`),
-    '-set_serial',
-    `0x${randomBytes(8).toString('hex')}`,
-    '-days',
-    '1',
-    '-out',
-    cert,
-    '-extfile',
-    ext,
-  );
-  return { cert, key };
-}
-
-async function makeCa(name: string): Promise<string> {
-  await openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    path.join(dir, `${name}.key`),
-    '-out',
-    path.join(dir, `${name}.pem`),
-    '-days',
-    '1',
-    '-subj',
-    `/CN=zsb test ${name}`,
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  );
-  return path.join(dir, `${name}.pem`);
-}
 
 /** Two free loopback ports, not adjacent: each listener also takes its port + 1 for clustering. */
 async function twoPorts(): Promise<[number, number]> {
@@ -138,19 +64,22 @@ const client = (address: string, tls?: { ca?: Buffer; cert?: Buffer; key?: Buffe
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'zsb-bao-mtls-'));
-  pem.ca = await makeCa('ca');
-  const server = await issue(
+  const ca = await makeCa(dir, 'ca');
+  pem.ca = ca.cert;
+  const server = await issueCertificate(
+    dir,
+    ca,
     'server',
     '127.0.0.1',
-    'ca',
     'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n',
   );
-  const clientPair = await issue('client', 'zsb-broker', 'ca', 'extendedKeyUsage=clientAuth\n');
+  const clientAuth = 'extendedKeyUsage=clientAuth\n';
+  const clientPair = await issueCertificate(dir, ca, 'client', 'zsb-broker', clientAuth);
   pem.clientCert = clientPair.cert;
   pem.clientKey = clientPair.key;
   // A well-formed client certificate from a CA the listener does not trust.
-  await makeCa('rogue-ca');
-  const rogue = await issue('rogue', 'zsb-broker', 'rogue-ca', 'extendedKeyUsage=clientAuth\n');
+  const rogueCa = await makeCa(dir, 'rogue-ca');
+  const rogue = await issueCertificate(dir, rogueCa, 'rogue', 'zsb-broker', clientAuth);
   pem.rogueCert = rogue.cert;
   pem.rogueKey = rogue.key;
 

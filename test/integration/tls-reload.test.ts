@@ -4,7 +4,6 @@
  * An invalid pair is logged and the previous certificate keeps serving. Certificates are
  * made at test time with the openssl CLI.
  */
-import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
@@ -15,6 +14,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
 import { createLogger, startBroker } from '../../src/main.js';
 import { LogCapture } from '../support/app.js';
+import { type CertPair, issueCertificate, makeCa } from '../support/certs.js';
 import { until } from '../support/http.js';
 import { exitOf, ROOT, spawnZsb, waitForOutput } from '../support/process.js';
 import { realOpenBao } from '../support/real-openbao.js';
@@ -24,31 +24,11 @@ let dir: string;
 let certs: string;
 let issuer: ZuulIssuer;
 
-function openssl(...args: string[]) {
-  execFileSync('openssl', args, { cwd: certs, stdio: 'pipe' });
-}
+let ca: CertPair;
 
 /** A leaf for 127.0.0.1 signed by the test CA: `{name}.crt`, `{name}.key`. */
 function leaf(name: string) {
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  openssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-days',
-    '1',
-    '-out',
-    `${name}.crt`,
-    '-extfile',
-    'san.cnf',
-  );
+  return issueCertificate(certs, ca, name, name, 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
 }
 
 async function fingerprintOf(name: string) {
@@ -92,27 +72,10 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'zsb-tls-'));
   certs = path.join(dir, 'certs');
   await mkdir(certs);
-  await writeFile(path.join(certs, 'san.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-subj',
-    '/CN=zsb test CA',
-    '-days',
-    '1',
-  );
-  leaf('first');
-  leaf('second');
-  leaf('third');
+  ca = await makeCa(certs, 'ca');
+  await leaf('first');
+  await leaf('second');
+  await leaf('third');
   issuer = await ZuulIssuer.start({ modulusLength: 2048 });
 });
 

@@ -13,7 +13,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { OpenBaoError } from '../../../src/openbao/errors.js';
-import type { KvEntry, KvReader, KvWriter } from '../../../src/openbao/interface.js';
+import type { KvReader, KvWriter } from '../../../src/openbao/interface.js';
 import {
   ConflictError,
   type RotationDriver,
@@ -30,6 +30,7 @@ import {
   type RotationRecord,
   type RotationStateStore,
 } from '../../../src/rotation/state.js';
+import { MemoryKv } from '../../support/memory-kv.js';
 
 /** Every boundary but the last: a crash after `finished` is a completed run. */
 const BOUNDARIES = ROTATION_BOUNDARIES.filter((b) => b !== 'finished');
@@ -39,35 +40,25 @@ const SECRET = 'app/db';
 const STATE_PREFIX = 'zsb';
 
 class World {
-  readonly kv = new Map<string, KvEntry[]>();
   /** The target: login → password that works. */
   readonly logins = new Map<string, string>([
     ['app_a', 'initial'],
     ['app_b', 'unknown-b'],
   ]);
+  /** OpenBao's KV: every call is a step of this world (see `op`). */
+  readonly kv: MemoryKv;
   clock = 1_000_000;
   outageOps = 0;
   violations: string[] = [];
-  promotions = 0;
   foreignEdit = false;
 
-  versions(path: string): KvEntry[] {
-    let list = this.kv.get(path);
-    if (list === undefined) {
-      list = [];
-      this.kv.set(path, list);
-    }
-    return list;
-  }
-
-  latest(path: string): KvEntry | null {
-    const list = this.versions(path);
-    return list[list.length - 1] ?? null;
+  constructor(private readonly s: fc.Scheduler) {
+    this.kv = new MemoryKv((label, action) => this.op(label, action));
   }
 
   /** Every operation is a scheduling point, advances the clock, and may hit an outage. */
-  async op<T>(s: fc.Scheduler, label: string, action: () => T): Promise<T> {
-    await s.schedule(Promise.resolve(), label);
+  async op<T>(label: string, action: () => T): Promise<T> {
+    await this.s.schedule(Promise.resolve(), label);
     this.clock += STEP_MS;
     if (this.outageOps > 0) {
       this.outageOps--;
@@ -79,46 +70,25 @@ class World {
   }
 
   check(): void {
-    const current = this.latest(`secret/${SECRET}`);
+    const current = this.kv.latest('secret', SECRET);
     if (current === null) return;
     const { username, password } = current.data as { username: string; password: string };
     if (this.logins.get(username) !== password) {
       this.violations.push(`current login ${username} does not work`);
     }
     const runs = new Set<string>();
-    for (const [path, list] of this.kv) {
-      if (!path.includes('/rotations/')) continue;
-      const run = (list[list.length - 1]?.data as unknown as RotationRecord | undefined)?.run;
-      if (run) runs.add(run.id);
+    for (const key of this.kv.paths()) {
+      if (!key.includes('/rotations/')) continue;
+      const [mount = '', ...path] = key.split('/');
+      const record = this.kv.latest(mount, path.join('/'))?.data as unknown as RotationRecord;
+      if (record.run) runs.add(record.run.id);
     }
     if (runs.size > 1) this.violations.push('two pending values');
   }
 }
 
-function kvFor(world: World, s: fc.Scheduler): KvReader & KvWriter {
-  return {
-    kvRead: (mount, path) => world.op(s, `read ${path}`, () => world.latest(`${mount}/${path}`)),
-    async kvReadWrapped() {
-      throw new Error('unused');
-    },
-    async wrapData() {
-      throw new Error('unused');
-    },
-    kvWrite: (mount, path, data, options) =>
-      world.op(s, `write ${path}`, () => {
-        const list = world.versions(`${mount}/${path}`);
-        const version = list.length;
-        if (options?.cas !== undefined && options.cas !== version) {
-          throw new OpenBaoError('kv write', 'cas_mismatch', 400);
-        }
-        list.push({ data: structuredClone(data), version: version + 1 });
-        return { version: version + 1 };
-      }),
-  };
-}
-
 /** The alternating PostgreSQL provider's logic against the in-memory target. */
-function alternatingDriver(world: World, s: fc.Scheduler, secret: KvSecret): RotationDriver {
+function alternatingDriver(world: World, secret: KvSecret): RotationDriver {
   const users = ['app_a', 'app_b'];
   let counter = 0;
   return {
@@ -137,19 +107,16 @@ function alternatingDriver(world: World, s: fc.Scheduler, secret: KvSecret): Rot
     },
     checkUnchanged: (run) => secret.checkUnchanged(run),
     set: (run) =>
-      world.op(s, 'target set', () => {
+      world.op('target set', () => {
         world.logins.set(String(run.pending.username), String(run.pending.password));
       }),
     test: (run) =>
-      world.op(s, 'target test', () => {
+      world.op('target test', () => {
         if (world.logins.get(String(run.pending.username)) !== run.pending.password) {
           throw new RotationTestFailed('login failed');
         }
       }),
-    async promote(run) {
-      const version = await secret.promote(run);
-      return version;
-    },
+    promote: (run) => secret.promote(run),
     async finish() {},
     async rollback() {},
   };
@@ -205,12 +172,9 @@ describe('rotation protocol model', () => {
         fc.nat({ max: 6 }),
         fc.option(fc.nat({ max: 12 }), { nil: undefined }),
         async (s, plans, outageOps, foreignEditAfterOps) => {
-          const world = new World();
-          world.versions(`secret/${SECRET}`).push({
-            data: { username: 'app_a', password: 'initial', host: 'db' },
-            version: 1,
-          });
-          const kv = kvFor(world, s);
+          const world = new World(s);
+          world.kv.put('secret', SECRET, { username: 'app_a', password: 'initial', host: 'db' });
+          const kv = world.kv;
           const store = createRotationStateStore(kv, { mount: 'secret', prefix: STATE_PREFIX });
           const secret = new KvSecret(kv, { mount: 'secret', path: SECRET });
           const isDue = (record: RotationRecord) => record.lastSuccess === undefined;
@@ -234,18 +198,16 @@ describe('rotation protocol model', () => {
             if (ops === 3) world.outageOps = outageOps;
             if (foreignEditAfterOps !== undefined && ops === foreignEditAfterOps) {
               // An admin writes the secret (same login, a note added) mid-rotation.
-              const latest = world.latest(`secret/${SECRET}`);
+              const latest = world.kv.latest('secret', SECRET);
               if (latest) {
-                world.versions(`secret/${SECRET}`).push({
-                  data: { ...latest.data, note: 'edited by hand' },
-                  version: latest.version + 1,
-                });
+                world.kv.put('secret', SECRET, { ...latest.data, note: 'edited by hand' });
                 world.foreignEdit = true;
               }
             }
           };
           const counted: KvReader & KvWriter = {
-            ...kv,
+            kvReadWrapped: () => kv.kvReadWrapped(),
+            wrapData: () => kv.wrapData(),
             kvRead: (m, p) => {
               onOp();
               return kv.kvRead(m, p);
@@ -263,7 +225,7 @@ describe('rotation protocol model', () => {
 
           const outcomes: Array<string | undefined> = plans.map(() => undefined);
           plans.forEach((plan, i) => {
-            void runRotation('app-db', alternatingDriver(world, s, countedSecret), {
+            void runRotation('app-db', alternatingDriver(world, countedSecret), {
               ...runOptions(countedStore, `instance-${i}`),
               onBoundary: (b) => {
                 if (b === plan.crashAt) return new Promise<void>(() => {}); // killed
@@ -304,7 +266,7 @@ describe('rotation protocol model', () => {
               s,
               runRotation(
                 'app-db',
-                alternatingDriver(world, s, secret),
+                alternatingDriver(world, secret),
                 runOptions(store, `restart-${attempt}`),
               ),
             );
@@ -317,7 +279,7 @@ describe('rotation protocol model', () => {
           expect(record.run).toBeUndefined();
           expect(record.lastSuccess).toBeDefined();
           // Exactly one rotation was promoted: versions written by rotations.
-          const versions = world.versions(`secret/${SECRET}`);
+          const versions = world.kv.history('secret', SECRET);
           const byRotation = versions.filter((v) =>
             String((v.data as { password: string }).password).startsWith('pw-'),
           );
@@ -337,23 +299,9 @@ describe('rotation protocol model', () => {
 
 describe('KvSecret', () => {
   it('aborts a promotion over a foreign edit and accepts its own earlier promotion', async () => {
-    const entries: KvEntry[] = [{ data: { password: 'a' }, version: 1 }];
-    const kv: KvReader & KvWriter = {
-      async kvRead() {
-        return entries[entries.length - 1] ?? null;
-      },
-      async kvReadWrapped() {
-        throw new Error('unused');
-      },
-      async wrapData() {
-        throw new Error('unused');
-      },
-      async kvWrite(_m, _p, data, options) {
-        if (options?.cas !== entries.length) throw new OpenBaoError('w', 'cas_mismatch', 400);
-        entries.push({ data, version: entries.length + 1 });
-        return { version: entries.length };
-      },
-    };
+    const kv = new MemoryKv();
+    kv.put('secret', 'x', { password: 'a' });
+    const entries = kv.history('secret', 'x');
     const secret = new KvSecret(kv, { mount: 'secret', path: 'x' });
     const run = {
       id: 'r',
@@ -365,7 +313,7 @@ describe('KvSecret', () => {
     expect(await secret.promote(run)).toBe(2);
     // Repeated after a crash: already promoted, same answer, no third version.
     expect(await secret.promote(run)).toBe(2);
-    entries.push({ data: { password: 'by hand' }, version: 3 });
+    kv.put('secret', 'x', { password: 'by hand' });
     await expect(secret.promote({ ...run, pending: { password: 'c' }, base: 2 })).rejects.toThrow(
       ConflictError,
     );
@@ -375,29 +323,8 @@ describe('KvSecret', () => {
 
 describe('shutdown', () => {
   it('stops at the next step boundary, releases the lock, and the next holder resumes at once', async () => {
-    const store = new Map<string, KvEntry[]>();
-    const kv: KvReader & KvWriter = {
-      async kvRead(mount, path) {
-        const list = store.get(`${mount}/${path}`) ?? [];
-        return list[list.length - 1] ?? null;
-      },
-      async kvReadWrapped() {
-        throw new Error('unused');
-      },
-      async wrapData() {
-        throw new Error('unused');
-      },
-      async kvWrite(mount, path, data, options) {
-        const list = store.get(`${mount}/${path}`) ?? [];
-        if (options?.cas !== undefined && options.cas !== list.length) {
-          throw new OpenBaoError('kv write', 'cas_mismatch', 400);
-        }
-        list.push({ data: structuredClone(data), version: list.length + 1 });
-        store.set(`${mount}/${path}`, list);
-        return { version: list.length };
-      },
-    };
-    store.set('secret/app/key', [{ data: { token: 'old' }, version: 1 }]);
+    const kv = new MemoryKv();
+    kv.put('secret', 'app/key', { token: 'old' });
     const stateStore = createRotationStateStore(kv, { mount: 'secret', prefix: 'zsb' });
     const secret = new KvSecret(kv, { mount: 'secret', path: 'app/key' });
     const driver = createGeneratedKvDriver(secret, { key: 'token', kind: 'token', length: 16 });
@@ -425,7 +352,7 @@ describe('shutdown', () => {
     // No waiting for the 2-minute lock: the next instance resumes the same run now.
     const second = await runRotation('app-key', driver, { ...common, instanceId: 'next' });
     expect(second).toMatchObject({ outcome: 'rotated', resumed: true });
-    expect(store.get('secret/app/key')).toHaveLength(2);
-    expect(store.get('secret/app/key')?.[1]?.data.token).toBe(record.run?.pending.token);
+    expect(kv.history('secret', 'app/key')).toHaveLength(2);
+    expect(kv.history('secret', 'app/key')[1]?.data.token).toBe(record.run?.pending.token);
   });
 });

@@ -1,48 +1,33 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { OpenBaoError } from '../../../src/openbao/errors.js';
-import type { KvEntry } from '../../../src/openbao/interface.js';
 import {
   createRotationService,
   type RotationOpenBao,
   UnknownRotationError,
 } from '../../../src/rotation/service.js';
 import { policySetFrom } from '../../support/app.js';
+import { MemoryKv } from '../../support/memory-kv.js';
 
-/** An in-memory KV v2 with check-and-set whose every call takes `delayMs`; counts overlap. */
+/** The in-memory KV with every call taking `delayMs`; counts calls that overlap. */
 function slowKv(delayMs: number) {
-  const store = new Map<string, KvEntry[]>();
   let inFlight = 0;
   let maxInFlight = 0;
-  const timed = async <T>(f: () => T): Promise<T> => {
+  const kv = new MemoryKv(async (_label, action) => {
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
     try {
       await sleep(delayMs);
-      return f();
+      return action();
     } finally {
       inFlight--;
     }
-  };
+  });
   const unused = async () => {
     throw new Error('unused');
   };
   const openbao: RotationOpenBao = {
-    kvRead: (mount, path) =>
-      timed(() => {
-        const list = store.get(`${mount}/${path}`) ?? [];
-        return list[list.length - 1] ?? null;
-      }),
-    kvWrite: (mount, path, data, options) =>
-      timed(() => {
-        const list = store.get(`${mount}/${path}`) ?? [];
-        if (options?.cas !== undefined && options.cas !== list.length) {
-          throw new OpenBaoError('kv write', 'cas_mismatch', 400);
-        }
-        list.push({ data: structuredClone(data), version: list.length + 1 });
-        store.set(`${mount}/${path}`, list);
-        return { version: list.length };
-      }),
+    kvRead: (mount, path) => kv.kvRead(mount, path),
+    kvWrite: (mount, path, data, options) => kv.kvWrite(mount, path, data, options),
     kvReadWrapped: unused,
     wrapData: unused,
     revokeAccessor: unused,
@@ -53,7 +38,7 @@ function slowKv(delayMs: number) {
     appRoleDestroySecretId: unused,
     appRoleLogin: unused,
   };
-  return { openbao, store, maxInFlight: () => maxInFlight };
+  return { openbao, kv, maxInFlight: () => maxInFlight };
 }
 
 const POLICY = `
@@ -84,7 +69,7 @@ describe('rotation service', () => {
     await stop();
     // One pass: each step waits for the previous call; a second pass would overlap them.
     expect(kv.maxInFlight()).toBe(1);
-    expect(kv.store.get('secret/app/api-key')).toHaveLength(1);
+    expect(kv.kv.history('secret', 'app/api-key')).toHaveLength(1);
     const [status] = await service.status();
     expect(status).toMatchObject({ name: 'api-key', lastOutcome: 'rotated', failures: 0 });
     expect(status?.lockedBy).toBeUndefined();

@@ -41,7 +41,10 @@ export interface OpenBaoClientOptions {
   readonly retryBaseDelayMs?: number;
   /** Told once per call, after its last attempt (metrics). Gets no path, token or body. */
   readonly observe?: (observation: OpenBaoCallObservation) => void;
-  /** Largest answer (head and body) read from OpenBao; a larger one fails as `upstream`. */
+  /**
+   * Largest answer body read from OpenBao; a larger one fails as `upstream` (the head is
+   * bounded by Node's own 16 KiB header limit).
+   */
   readonly maxResponseBytes?: number;
 }
 
@@ -121,8 +124,6 @@ function isTransient(error: OpenBaoError): boolean {
 
 /** The error code of a connection the agents refused to open (see `OriginBoundHttpAgent`). */
 const OFF_ORIGIN = 'ZSB_OPENBAO_OFF_ORIGIN';
-/** The error code of a connection cut because an answer was larger than allowed. */
-const TOO_LARGE = TOO_LARGE_CODE;
 
 /** `host:port` of each configured address: the only places the client may connect to. */
 function originsOf(addresses: readonly string[]): ReadonlySet<string> {
@@ -149,63 +150,34 @@ function offOrigin(
   return Object.assign(new Error('connection outside the OpenBao addresses'), { code: OFF_ORIGIN });
 }
 
-/**
- * Cuts a connection whose current answer grows past `maxBytes` (a second bound beside the
- * transport's own count, for whatever runs on these agents); the count restarts each time the agent
- * takes a kept-alive connection back after a complete answer.
- */
-function capAnswers(socket: Duplex | null | undefined, maxBytes: number): void {
-  if (!socket) return;
-  let received = 0;
-  socket.on('data', (chunk: Buffer) => {
-    received += chunk.length;
-    if (received > maxBytes && !socket.destroyed) {
-      socket.destroy(Object.assign(new Error('OpenBao answer too large'), { code: TOO_LARGE }));
-    }
-  });
-  socket.on('free', () => {
-    received = 0;
-  });
-}
-
-interface AgentBounds {
-  readonly origins: ReadonlySet<string>;
-  readonly maxResponseBytes: number;
-}
-
-/** Opens a connection only to a configured address, with its answers capped. */
+/** Opens a connection only to a configured address. */
 function openBounded(
-  bounds: AgentBounds,
+  origins: ReadonlySet<string>,
   connection: http.ClientRequestArgs,
   callback: ConnectionCallback | undefined,
   open: () => Duplex | null | undefined,
 ): Duplex | null | undefined {
-  const refused = offOrigin(bounds.origins, connection);
-  if (refused !== undefined) {
-    (callback as RefusalCallback | undefined)?.(refused);
-    return undefined;
-  }
-  const socket = open();
-  capAnswers(socket, bounds.maxResponseBytes);
-  return socket;
+  const refused = offOrigin(origins, connection);
+  if (refused === undefined) return open();
+  (callback as RefusalCallback | undefined)?.(refused);
+  return undefined;
 }
 
 /*
  * Every request carries a token. The agents open a connection only to a configured address,
  * so nothing (a redirect from a compromised or misconfigured server, a proxy setting, a
  * future transport change) can carry the token elsewhere: it fails as `upstream`. The
- * transport (transport.ts) never follows redirects and caps answers itself; these bounds
- * hold whatever runs on top of the agents.
+ * transport (transport.ts) never follows redirects and caps each answer's size.
  */
 class BoundedHttpAgent extends http.Agent {
   constructor(
     options: http.AgentOptions,
-    private readonly bounds: AgentBounds,
+    private readonly origins: ReadonlySet<string>,
   ) {
     super(options);
   }
   override createConnection(connection: http.ClientRequestArgs, callback?: ConnectionCallback) {
-    return openBounded(this.bounds, connection, callback, () =>
+    return openBounded(this.origins, connection, callback, () =>
       super.createConnection(connection, callback),
     );
   }
@@ -214,12 +186,12 @@ class BoundedHttpAgent extends http.Agent {
 class BoundedHttpsAgent extends https.Agent {
   constructor(
     options: https.AgentOptions,
-    private readonly bounds: AgentBounds,
+    private readonly origins: ReadonlySet<string>,
   ) {
     super(options);
   }
   override createConnection(connection: https.RequestOptions, callback?: ConnectionCallback) {
-    return openBounded(this.bounds, connection, callback, () =>
+    return openBounded(this.origins, connection, callback, () =>
       super.createConnection(connection, callback),
     );
   }
@@ -241,7 +213,7 @@ function classify(operation: string, error: unknown): OpenBaoError {
     if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_CANCELED') {
       return new OpenBaoError(operation, 'timeout', 0);
     }
-    if (code === OFF_ORIGIN || code === TOO_LARGE)
+    if (code === OFF_ORIGIN || code === TOO_LARGE_CODE)
       return new OpenBaoError(operation, 'upstream', 0);
     if (code !== '') return new OpenBaoError(operation, 'unavailable', 0);
   }
@@ -258,13 +230,12 @@ export function createOpenBaoClient(
     maxSockets: options.maxConnections,
     maxFreeSockets: options.maxConnections,
   };
-  const bounds: AgentBounds = {
-    origins: originsOf(options.addresses),
+  const origins = originsOf(options.addresses);
+  const transport = createTransport({
     maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
-  };
-  const transport = createTransport({ maxResponseBytes: bounds.maxResponseBytes });
-  const httpAgent = new BoundedHttpAgent(agentOptions, bounds);
-  const httpsAgent = new BoundedHttpsAgent({ ...agentOptions, ...options.tls }, bounds);
+  });
+  const httpAgent = new BoundedHttpAgent(agentOptions, origins);
+  const httpsAgent = new BoundedHttpsAgent({ ...agentOptions, ...options.tls }, origins);
   const clients = options.addresses.map((address) => {
     const client = nodeVault({
       endpoint: address,

@@ -80,12 +80,19 @@ export interface RunOptions {
   readonly sleep?: (ms: number) => Promise<void>;
 }
 
-/** Errors a retry cannot fix. */
-function isDefinitive(error: unknown): boolean {
+/** The run as recorded cannot succeed: someone else's edit, a failed test, a bad value. */
+function endsTheRun(error: unknown): boolean {
   return (
     error instanceof ConflictError ||
     error instanceof RotationTestFailed ||
-    error instanceof RotationConfigError ||
+    error instanceof RotationConfigError
+  );
+}
+
+/** Errors a retry cannot fix. */
+function isDefinitive(error: unknown): boolean {
+  return (
+    endsTheRun(error) ||
     error instanceof LockLostError ||
     (error instanceof OpenBaoError && !error.retryable)
   );
@@ -93,14 +100,7 @@ function isDefinitive(error: unknown): boolean {
 
 /** What may be logged and stored of an error: our own words, never upstream text. */
 export function describeError(error: unknown): string {
-  if (
-    error instanceof OpenBaoError ||
-    error instanceof ConflictError ||
-    error instanceof RotationTestFailed ||
-    error instanceof RotationConfigError
-  ) {
-    return error.message;
-  }
+  if (error instanceof OpenBaoError || endsTheRun(error)) return (error as Error).message;
   const code = (error as { code?: unknown } | null)?.code;
   // pg and node:net errors: the code says enough; their messages may quote statements.
   return typeof code === 'string' ? `target error ${code}` : 'unexpected error';
@@ -241,13 +241,8 @@ export async function runRotation(
     const reason = describeError(error);
     const lastError = { at: new Date(now()).toISOString(), step, message: reason };
     const failures = (stored.record.failures ?? 0) + 1;
-    const abort =
-      run !== undefined &&
-      run.step !== 'promoted' &&
-      (error instanceof ConflictError ||
-        error instanceof RotationTestFailed ||
-        error instanceof RotationConfigError);
-    if (abort && run !== undefined) {
+    // A run that can never succeed as recorded is undone; once promoted it only finishes.
+    if (run !== undefined && run.step !== 'promoted' && endsTheRun(error)) {
       const aborting = run;
       try {
         await retrying('rollback', () => driver.rollback(aborting));

@@ -255,7 +255,7 @@ export function createRotationService(options: RotationServiceOptions): Rotation
 
 /** `rotation.brokerSecretId.every` from the configuration, in seconds. */
 export function everySecondsOf(every: number | string): number {
-  const seconds = typeof every === 'number' ? every : parseDuration(every);
+  const seconds = parseDuration(every);
   if (seconds === undefined)
     throw new Error(`rotation.brokerSecretId.every: '${every}' is not a duration`);
   return seconds;

@@ -6,11 +6,11 @@
  * to be killed: the crash tests use it to SIGKILL a real rotation between two steps.
  */
 import type { Command } from 'commander';
-import pino from 'pino';
 import { openAuditLog } from '../audit/log.js';
 import { loadBrokerPolicies } from '../broker/policy-store.js';
 import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { createLogger } from '../main.js';
 import { connectOpenBao } from '../openbao/connect.js';
 import {
   ROTATION_BOUNDARIES,
@@ -35,8 +35,8 @@ export async function rotationServiceFor(config: Config): Promise<{
   service: RotationService;
   stop: () => Promise<void>;
 }> {
-  // Logs go to stderr: stdout carries the command's answer.
-  const logger = pino({ level: config.log.level, base: { service: 'zsb' } }, pino.destination(2));
+  // The broker's logger (with its redaction), on stderr: stdout carries the command's answer.
+  const logger = createLogger(config.log.level, process.stderr);
   // Policies first: a broken policy set is reported without touching OpenBao.
   const policies = await loadBrokerPolicies(config.policies, config.maxTtlSeconds);
   const { openbao, credential } = await connectOpenBao(config.openbao, logger);

@@ -322,21 +322,32 @@ async function main(): Promise<void> {
         );
       };
 
-    log('warm-up (not reported)');
-    const warm = {
-      connections: CONNECTIONS,
-      durationSeconds: 2,
-      maxRequests: MAX_REQUESTS,
-      expectStatus: 200,
-    };
-    await runAutocannon({ ...warm, url: directUrl(firstPath), headersFor: directHeaders });
-    await runAutocannon({
-      ...warm,
+    // The requests of the autocannon phases, and how hard they are sent.
+    const directRead = { url: directUrl(firstPath), headersFor: directHeaders };
+    const brokerFetch = (body: string) => ({
       url: fetchUrl(broker),
-      method: 'POST',
-      body: ONE,
+      method: 'POST' as const,
+      body,
       headersFor: brokerHeaders,
     });
+    const saturating = {
+      connections: CONNECTIONS,
+      durationSeconds: PHASE_SECONDS,
+      expectStatus: 200,
+      maxRequests: MAX_REQUESTS,
+    };
+    const atRate = {
+      connections: RATE_CONNECTIONS,
+      overallRate: RATE,
+      durationSeconds: PHASE_SECONDS,
+      expectStatus: 200,
+      maxRequests: RATE * PHASE_SECONDS + RATE,
+    };
+
+    log('warm-up (not reported)');
+    const warm = { ...saturating, durationSeconds: 2 };
+    await runAutocannon({ ...warm, ...directRead });
+    await runAutocannon({ ...warm, ...brokerFetch(ONE) });
     await runLoop({
       concurrency: 4,
       durationSeconds: 1,
@@ -348,30 +359,12 @@ async function main(): Promise<void> {
     const direct = await measure(
       { id: '1', label: 'direct KV v2 read, static token', load: autocannonLoad, expected: '200' },
       mainPids,
-      () =>
-        runAutocannon({
-          url: directUrl(firstPath),
-          headersFor: directHeaders,
-          connections: CONNECTIONS,
-          durationSeconds: PHASE_SECONDS,
-          expectStatus: 200,
-          maxRequests: MAX_REQUESTS,
-        }),
+      () => runAutocannon({ ...directRead, ...saturating }),
     );
     const brokerOne = await measure(
       { id: '3a', label: 'broker POST /v1/fetch, 1 secret', load: autocannonLoad, expected: '200' },
       mainPids,
-      () =>
-        runAutocannon({
-          url: fetchUrl(broker),
-          method: 'POST',
-          body: ONE,
-          headersFor: brokerHeaders,
-          connections: CONNECTIONS,
-          durationSeconds: PHASE_SECONDS,
-          expectStatus: 200,
-          maxRequests: MAX_REQUESTS,
-        }),
+      () => runAutocannon({ ...brokerFetch(ONE), ...saturating }),
     );
     const brokerThree = await measure(
       {
@@ -381,17 +374,7 @@ async function main(): Promise<void> {
         expected: '200',
       },
       mainPids,
-      () =>
-        runAutocannon({
-          url: fetchUrl(broker),
-          method: 'POST',
-          body: THREE,
-          headersFor: brokerHeaders,
-          connections: CONNECTIONS,
-          durationSeconds: PHASE_SECONDS,
-          expectStatus: 200,
-          maxRequests: MAX_REQUESTS,
-        }),
+      () => runAutocannon({ ...brokerFetch(THREE), ...saturating }),
     );
 
     // 5: a fixed rate well below saturation.
@@ -399,32 +382,12 @@ async function main(): Promise<void> {
     const directAtRate = await measure(
       { id: '5a', label: 'direct KV v2 read at fixed rate', load: rateLoad, expected: '200' },
       mainPids,
-      () =>
-        runAutocannon({
-          url: directUrl(firstPath),
-          headersFor: directHeaders,
-          connections: RATE_CONNECTIONS,
-          overallRate: RATE,
-          durationSeconds: PHASE_SECONDS,
-          expectStatus: 200,
-          maxRequests: RATE * PHASE_SECONDS + RATE,
-        }),
+      () => runAutocannon({ ...directRead, ...atRate }),
     );
     const brokerAtRate = await measure(
       { id: '5b', label: 'broker fetch, 1 secret, fixed rate', load: rateLoad, expected: '200' },
       mainPids,
-      () =>
-        runAutocannon({
-          url: fetchUrl(broker),
-          method: 'POST',
-          body: ONE,
-          headersFor: brokerHeaders,
-          connections: RATE_CONNECTIONS,
-          overallRate: RATE,
-          durationSeconds: PHASE_SECONDS,
-          expectStatus: 200,
-          maxRequests: RATE * PHASE_SECONDS + RATE,
-        }),
+      () => runAutocannon({ ...brokerFetch(ONE), ...atRate }),
     );
 
     // 5 again at a steady rate: one request every 5 ms, latency from the planned start.

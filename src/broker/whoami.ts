@@ -5,17 +5,8 @@ import type { PolicySet } from '../policy/types.js';
 import { failure, type Result } from './failure.js';
 
 export interface WhoamiAnswer {
-  readonly identity: {
-    readonly issuer: string;
-    readonly tenant: string;
-    readonly project: string;
-    readonly secret: string;
-    readonly build: string;
-    readonly job: string;
-    readonly pipeline: string;
-    readonly playbook: string;
-    readonly expiresAt: string;
-  };
+  /** The verified identity as JSON: every field but `issuedAt`, `expiresAt` as ISO time. */
+  readonly identity: Omit<JobIdentity, 'issuedAt' | 'expiresAt'> & { readonly expiresAt: string };
   readonly allowed: readonly string[];
   readonly grants: readonly string[];
 }

@@ -106,7 +106,7 @@ export async function startBroker(
   const rotations = createRotationService({
     openbao,
     ...rotationSettings(config),
-    policies: () => policies.current() ?? { rotations: [], secrets: new Map() },
+    policies: () => policies.current(),
     logger,
     onOutcome: async (rotation, outcome) => {
       observeRotation(rotation, outcome);

@@ -45,7 +45,7 @@ export async function rotationServiceFor(config: Config): Promise<{
   const service = createRotationService({
     openbao,
     ...rotationSettings(config),
-    policies: () => policies.current() ?? { rotations: [], secrets: new Map() },
+    policies: () => policies.current(),
     logger,
     onOutcome: async (rotation, outcome) => {
       const event = auditedOutcome(rotation, outcome, 'manual');

@@ -31,10 +31,12 @@ export interface RotationServiceOptions {
   readonly stateMount: string;
   readonly statePrefix: string;
   /** The current policy set's rotations and secrets (it may be reloaded at any time). */
-  readonly policies: () => {
-    readonly rotations: readonly Rotation[];
-    readonly secrets: ReadonlyMap<string, SecretDefinition>;
-  };
+  readonly policies: () =>
+    | {
+        readonly rotations: readonly Rotation[];
+        readonly secrets: ReadonlyMap<string, SecretDefinition>;
+      }
+    | undefined;
   readonly lockTtlSeconds: number;
   readonly attempts: number;
   readonly logger: RotationLogger;
@@ -116,7 +118,7 @@ export function createRotationService(options: RotationServiceOptions): Rotation
 
   function list(): readonly Rotation[] {
     const own = brokerRotation();
-    return [...options.policies().rotations, ...(own ? [own] : [])];
+    return [...(options.policies()?.rotations ?? []), ...(own ? [own] : [])];
   }
 
   function kvSecret(secrets: ReadonlyMap<string, SecretDefinition>, name: string): KvSecret {
@@ -130,7 +132,7 @@ export function createRotationService(options: RotationServiceOptions): Rotation
     if (rotation.name === BROKER_SECRET_ID_ROTATION && b !== undefined) {
       return createBrokerAppRoleDriver(options.openbao, b);
     }
-    const { secrets } = options.policies();
+    const secrets = options.policies()?.secrets ?? new Map<string, SecretDefinition>();
     const target = rotation.target;
     if (target.kind === 'static-role') {
       return createStaticRoleDriver(options.openbao, target.mount, target.role);

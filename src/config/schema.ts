@@ -3,9 +3,27 @@
  * Parsed once at start, then frozen; every key has a default that works against a
  * fresh `bao server -dev` except the few that name the installation.
  */
+import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
 
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+/** Loopback literals: 127.0.0.0/8 (also IPv4-mapped, `::ffff:127.x.y.z`) and ::1. */
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/**
+ * A host that can only mean this machine: `localhost` or a loopback address literal.
+ * A DNS name is never one, whatever it starts with (`127.0.0.1.nip.io` resolves anywhere).
+ */
+function isLoopbackHost(hostname: string): boolean {
+  if (hostname === 'localhost') return true;
+  const bare =
+    hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
+  const family = isIP(bare);
+  if (family === 4) return LOOPBACK.check(bare, 'ipv4');
+  if (family === 6) return LOOPBACK.check(bare, 'ipv6');
+  return false;
+}
 
 /** Plain http is accepted only toward this machine: anything else must be https. */
 function isSafeUrl(value: string): boolean {
@@ -17,10 +35,9 @@ function isSafeUrl(value: string): boolean {
   }
   if (url.username || url.password) return false;
   if (url.protocol === 'https:') return true;
-  return (
-    url.protocol === 'http:' &&
-    (LOOPBACK_HOSTS.has(url.hostname) || url.hostname.startsWith('127.'))
-  );
+  // The WHATWG parser has already lower-cased the host and normalised address literals
+  // (`127.1`, `0x7f000001` → `127.0.0.1`; `[0:0:0:0:0:0:0:1]` → `[::1]`).
+  return url.protocol === 'http:' && isLoopbackHost(url.hostname);
 }
 
 const safeUrl = z

@@ -96,6 +96,60 @@ describe('configuration', () => {
     expect(config.openbao.address).toBe('http://localhost:8200');
   });
 
+  it.each([
+    'http://127.attacker.example',
+    'http://127.0.0.1.nip.io:8200',
+    'http://localhost.attacker.example',
+    'http://localhost.:8200',
+    'http://[::2]:8200',
+    'http://[::ffff:128.0.0.1]:8200',
+    'http://0.0.0.0:8200',
+    'http://128.0.0.1:8200',
+  ])('refuses plain http toward %s (not a loopback literal) at every URL key', (url) => {
+    const problems = problemsOf({
+      ...MINIMAL,
+      issuers: [{ issuer: url, jwksUrl: url, audience: 'a' }],
+      openbao: { ...MINIMAL.openbao, address: undefined, addresses: [url] },
+    });
+    for (const key of ['issuers.0.issuer', 'issuers.0.jwksUrl', 'openbao.addresses.0']) {
+      expect(problems).toContainEqual(
+        expect.stringMatching(new RegExp(`^${key}: must be an https`)),
+      );
+    }
+    expect(problemsOf({ ...MINIMAL, openbao: { ...MINIMAL.openbao, address: url } })).toEqual([
+      expect.stringMatching(/^openbao\.address: must be an https URL/),
+    ]);
+  });
+
+  it.each([
+    'http://127.0.0.1:8200',
+    'http://127.255.3.4:8200',
+    'http://127.1:8200',
+    'http://localhost:8200',
+    'http://LOCALHOST:8200',
+    'http://[::1]:8200',
+    'http://[0:0:0:0:0:0:0:1]:8200',
+    // IPv4-mapped: still only this machine.
+    'http://[::ffff:127.0.0.1]:8200',
+  ])('accepts plain http toward the loopback literal %s', (url) => {
+    expect(
+      problemsOf({
+        ...MINIMAL,
+        issuers: [{ issuer: url, jwksUrl: `${url}/jwks`, audience: 'a' }],
+        openbao: { ...MINIMAL.openbao, address: undefined, addresses: [url] },
+      }),
+    ).toEqual([]);
+  });
+
+  it('names the key but never echoes credentials in a refused URL', () => {
+    const problems = problemsOf({
+      ...MINIMAL,
+      openbao: { ...MINIMAL.openbao, address: 'http://user:s3cr3t-in-url@127.0.0.1:8200' },
+    });
+    expect(problems).toEqual([expect.stringMatching(/^openbao\.address: /)]);
+    expect(problems.join('\n')).not.toContain('s3cr3t-in-url');
+  });
+
   it('never echoes a value, even a token pasted in the wrong place', async () => {
     const canary = 's.canaryTokenValue1234567890';
     const dir = await mkdtemp(path.join(tmpdir(), 'zsb-config-'));

@@ -8,7 +8,7 @@ import { whoami } from '../../broker/whoami.js';
 import { NAME_PATTERN } from '../../policy/load.js';
 import type { AppDeps } from '../app.js';
 import { respondProblem } from '../app.js';
-import { readBodyText } from '../body.js';
+import { isJsonMediaType, parseJsonBody, readBodyText } from '../body.js';
 import type { AppEnv } from '../types.js';
 
 /** Logical secret names: the same rule as for names in policy files. */
@@ -91,6 +91,15 @@ function tooLarge(c: Context<AppEnv>, maxBytes: number) {
   return respondProblem(c, 'payload_too_large', `body larger than ${maxBytes} bytes`);
 }
 
+/** 415: JSON routes read only `application/json` (charset utf-8 at most). */
+function notJson(c: Context<AppEnv>) {
+  return respondProblem(
+    c,
+    'unsupported_media_type',
+    'the body must be sent as Content-Type: application/json',
+  );
+}
+
 function fetchDeps(deps: AppDeps, requestId: string) {
   return {
     ...(deps.audit ? { audit: { log: deps.audit, requestId } } : {}),
@@ -124,15 +133,20 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   }
 
   app.post('/v1/fetch', auth, async (c) => {
+    if (!isJsonMediaType(c.req.header('content-type'))) return notJson(c);
     const read = await readBodyText(c, deps.limits.maxBodyBytes);
     if (!read.ok) return tooLarge(c, deps.limits.maxBodyBytes);
-    let body: unknown;
-    try {
-      body = JSON.parse(read.text);
-    } catch {
-      return respondProblem(c, 'invalid_request', 'body must be a JSON object');
+    const body = parseJsonBody(read.text);
+    if (!body.ok) {
+      return respondProblem(
+        c,
+        'invalid_request',
+        body.reason === 'duplicate key'
+          ? 'body must not repeat a key (duplicate keys are ambiguous)'
+          : 'body must be a JSON object',
+      );
     }
-    const parsed = FetchBody.safeParse(body);
+    const parsed = FetchBody.safeParse(body.value);
     if (!parsed.success) {
       return respondProblem(
         c,
@@ -176,6 +190,7 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     const read = await readBodyText(c, deps.limits.maxBodyBytes);
     if (!read.ok) return tooLarge(c, deps.limits.maxBodyBytes);
     const text = read.text.trim();
+    if (text !== '' && !isJsonMediaType(c.req.header('content-type'))) return notJson(c);
     if (text !== '' && text !== '{}') {
       return respondProblem(c, 'invalid_request', 'POST /v1/revoke takes no body or {}');
     }

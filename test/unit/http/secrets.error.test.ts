@@ -19,11 +19,21 @@ beforeEach(() => {
 });
 afterAll(async () => t.close());
 
-function post(body: string, token = t.issuer.mint()) {
-  return t.app.request('/v1/fetch', {
+function post(
+  body: string,
+  token = t.issuer.mint(),
+  /** null: no Content-Type header at all. */
+  contentType: string | null = 'application/json',
+  route = '/v1/fetch',
+) {
+  return t.app.request(route, {
     method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(contentType === null ? {} : { 'content-type': contentType }),
+    },
+    // A Blob: a string body would make the Request add `text/plain;charset=UTF-8` itself.
+    body: new Blob([body]),
   });
 }
 
@@ -103,6 +113,69 @@ describe('invalid requests', () => {
   ])('%s → 400', async (_name, body) => {
     await expectProblem(await post(body), 400, 'invalid_request');
     expect(t.openbao.calls).toEqual([]);
+  });
+
+  it.each([
+    ['the same key twice', '{"secrets":["someone-elses"],"secrets":["compliance-clouds"]}'],
+    [
+      'a key repeated in another spelling',
+      '{"secrets":["x"],"secr\\u0065ts":["compliance-clouds"]}',
+    ],
+    ['wrap twice', '{"secrets":["compliance-clouds"],"wrap":true,"wrap":false}'],
+    [
+      'a duplicate deeper down',
+      '{"secrets":["compliance-clouds"],"x":[{"a":1,"b":{"c":1,"c":2}}]}',
+    ],
+  ])('refuses a body with %s (400), whichever value JSON.parse would keep', async (_n, body) => {
+    const problem = await expectProblem(await post(body), 400, 'invalid_request');
+    expect(problem.detail).toMatch(/duplicate/);
+    expect(t.openbao.calls).toEqual([]);
+  });
+
+  it('accepts the same key in different objects', async () => {
+    const ok = await post('{"secrets":["compliance-clouds"]}');
+    expect(ok.status).toBe(200);
+  });
+
+  it.each([
+    ['text/plain', 'text/plain'],
+    ['text/plain with charset', 'text/plain;charset=UTF-8'],
+    ['form encoding (curl -d)', 'application/x-www-form-urlencoded'],
+    ['no content type', null],
+    ['another charset', 'application/json; charset=latin1'],
+    ['another JSON type', 'application/problem+json'],
+    ['a look-alike', 'application/jsonp'],
+    ['an unknown parameter', 'application/json; version=2'],
+  ])('refuses a fetch body sent as %s with 415', async (_name, contentType) => {
+    const res = await post('{"secrets":["compliance-clouds"]}', t.issuer.mint(), contentType);
+    const problem = await expectProblem(res, 415, 'unsupported_media_type');
+    expect(problem.title).toBe('Unsupported media type');
+    expect(t.openbao.calls).toEqual([]);
+  });
+
+  it.each([
+    'application/json',
+    'application/json; charset=utf-8',
+    'Application/JSON;Charset="UTF-8"',
+  ])('accepts a fetch body sent as %s', async (contentType) => {
+    const res = await post('{"secrets":["compliance-clouds"]}', t.issuer.mint(), contentType);
+    expect(res.status).toBe(200);
+  });
+
+  it('checks the token before the media type', async () => {
+    const res = await post('{"secrets":["compliance-clouds"]}', 'junk', 'text/plain');
+    await expectProblem(res, 401, 'unauthenticated');
+  });
+
+  it('takes POST /v1/revoke without a body whatever its type, and {} only as JSON', async () => {
+    expect((await post('', t.issuer.mint(), null, '/v1/revoke')).status).toBe(200);
+    expect((await post('', t.issuer.mint(), 'text/plain', '/v1/revoke')).status).toBe(200);
+    expect((await post('{}', t.issuer.mint(), 'application/json', '/v1/revoke')).status).toBe(200);
+    await expectProblem(
+      await post('{}', t.issuer.mint(), 'text/plain', '/v1/revoke'),
+      415,
+      'unsupported_media_type',
+    );
   });
 
   it('rejects a body over the limit with 413', async () => {

@@ -2,7 +2,7 @@
  * Benchmark: memory with 100,000 leases in the ledger (issue #8, item 5).
  *
  * Builds as the broker makes them: per build one orphan build token, recorded in the
- * build's ledger (OpenBao KV v2, `secret/zsb/builds/<uuid>`), and under it the build's
+ * build's ledger (OpenBao KV v2, `secret/zsb/builds/by-issuer/<issuer hash>/<uuid>`), and under it the build's
  * leases: child tokens, which OpenBao revokes with their parent exactly like database
  * leases issued with the build token. 1,000 builds × 100 leases = 100,000 leases, all real
  * in OpenBao. Then the broker (compiled, as a child process) revokes every build through
@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startDevOpenBao } from '../src/dev/openbao-dev-server.js';
 import { DEFAULT_ZUUL_TOKEN, ZuulIssuer } from '../src/dev/zuul-issuer.js';
+import { issuerSegment } from '../src/leases/ledger.js';
 import { startBrokerProcess, writeBenchPolicies } from './support/broker-process.js';
 import { findPid, rssBytes } from './support/procstat.js';
 
@@ -113,7 +114,8 @@ async function main(): Promise<void> {
         ).auth as { accessor: string };
         if (l === 0) childAccessors.push(child.accessor);
       }
-      await bao(openbao.address, root, 'POST', `secret/data/zsb/builds/${builds[b]}`, {
+      const ledgerPath = `zsb/builds/by-issuer/${issuerSegment(issuer.issuer)}/${builds[b]}`;
+      await bao(openbao.address, root, 'POST', `secret/data/${ledgerPath}`, {
         options: { cas: 0 },
         data: {
           entries: [

@@ -146,6 +146,9 @@ export async function startBroker(
       ledger: createLeaseLedger(openbao, {
         mount: config.openbao.stateMount,
         prefix: config.openbao.statePrefix,
+        // Ledgers from before builds were keyed by issuer name none: only a broker that
+        // trusts one Zuul can tell whose they are.
+        revokeUnscopedLedgers: config.issuers.length === 1,
       }),
       buildTokenRole: config.openbao.buildTokenRole,
       buildPolicy: config.openbao.buildPolicy,

@@ -5,7 +5,7 @@
  * build can be revoked from any broker instance, and OpenBao expires it all if nobody does.
  */
 import { LRUCache } from 'lru-cache';
-import type { LeaseLedger } from '../leases/ledger.js';
+import type { BuildRef, LeaseLedger } from '../leases/ledger.js';
 import type { BuildToken, DynamicIssuer, Issued, TokenAdmin } from '../openbao/interface.js';
 import { UnsafePathError } from '../openbao/paths.js';
 import { renderCommonName } from '../policy/paths.js';
@@ -26,6 +26,8 @@ export interface DynamicDeps {
 interface CachedBuildToken extends BuildToken {
   readonly expiresAtMs: number;
   readonly policiesKey: string;
+  /** The build's revocation epoch it was recorded under: after a revoke it is never reused. */
+  readonly epoch: number;
 }
 
 export type BuildTokenCache = LRUCache<string, CachedBuildToken>;
@@ -46,6 +48,14 @@ export function liveBuildTokens(cache: BuildTokenCache, now: number): number {
 export type Undo =
   | { readonly kind: 'lease'; readonly id: string }
   | { readonly kind: 'accessor'; readonly accessor: string }
+  /** A wrapped dynamic secret: unwrapped by the broker itself to revoke what it holds. */
+  | {
+      readonly kind: 'wrapped';
+      readonly token: string;
+      readonly accessor: string;
+      /** For a wrapped certificate: the PKI mount to revoke its serial at. */
+      readonly mount?: string;
+    }
   | { readonly kind: 'certificate'; readonly mount: string; readonly serial: string };
 
 export interface DynamicDelivery {
@@ -73,7 +83,8 @@ export class BuildSession {
    */
   static async open(
     deps: DynamicDeps,
-    build: string,
+    build: BuildRef,
+    epoch: number,
     ttlSeconds: number,
     tokenPolicies: readonly string[],
   ): Promise<BuildSession> {
@@ -85,6 +96,8 @@ export class BuildSession {
     if (
       cached &&
       cached.policiesKey === policiesKey &&
+      // Revoked since (by this or another instance): its token is gone.
+      cached.epoch === epoch &&
       cached.expiresAtMs - now >= (ttlSeconds * 1000) / 2
     ) {
       return new BuildSession(deps, cached, false);
@@ -92,19 +105,24 @@ export class BuildSession {
     const created = await deps.openbao.createBuildToken(deps.buildTokenRole, policies, ttlSeconds);
     const expiresAtMs = now + created.ttlSeconds * 1000;
     try {
-      await deps.ledger.append(build, [
-        {
-          kind: 'build-token',
-          accessor: created.accessor,
-          expiresAt: new Date(expiresAtMs).toISOString(),
-        },
-      ]);
+      await deps.ledger.append(
+        build,
+        [
+          {
+            kind: 'build-token',
+            accessor: created.accessor,
+            expiresAt: new Date(expiresAtMs).toISOString(),
+          },
+        ],
+        // Recorded only if no revoke started since this request began.
+        { epoch },
+      );
     } catch (error) {
       // Unrecorded, it must not issue anything: revoke it (it holds nothing yet).
       await deps.openbao.revokeAccessor(created.accessor).catch(() => undefined);
       throw error;
     }
-    const token: CachedBuildToken = { ...created, expiresAtMs, policiesKey };
+    const token: CachedBuildToken = { ...created, expiresAtMs, policiesKey, epoch };
     deps.cache.set(cacheKey, token, { ttl: created.ttlSeconds * 1000 });
     return new BuildSession(deps, token, true);
   }
@@ -118,7 +136,10 @@ export class BuildSession {
     return { ttl: Math.max(0, Math.floor((end - now) / 1000)), at: new Date(end).toISOString() };
   }
 
-  private wrappedEntry(issued: Extract<Issued, { wrapped: true }>): DynamicDelivery {
+  private wrappedEntry(
+    issued: Extract<Issued, { wrapped: true }>,
+    pkiMount?: string,
+  ): DynamicDelivery {
     const now = this.deps.now();
     return {
       entry: {
@@ -128,7 +149,14 @@ export class BuildSession {
           expiresAt: new Date(now + issued.wrap.ttlSeconds * 1000).toISOString(),
         },
       },
-      undo: [{ kind: 'accessor', accessor: issued.wrap.accessor }],
+      undo: [
+        {
+          kind: 'wrapped',
+          token: issued.wrap.token,
+          accessor: issued.wrap.accessor,
+          ...(pkiMount === undefined ? {} : { mount: pkiMount }),
+        },
+      ],
     };
   }
 
@@ -168,7 +196,7 @@ export class BuildSession {
           granted.ttlSeconds,
           wrapTtlSeconds,
         );
-        if (issued.wrapped) return this.wrappedEntry(issued);
+        if (issued.wrapped) return this.wrappedEntry(issued, source.mount);
         const serial =
           typeof issued.data.serial_number === 'string' ? issued.data.serial_number : '';
         const expiration =
@@ -224,26 +252,51 @@ export class BuildSession {
   }
 }
 
-/** Undoes what a failed request created: leases by id, tokens by accessor, certificates by serial. */
+/**
+ * Undoes what a failed request created: leases by id, tokens by accessor, certificates by
+ * serial. A wrapped secret is unwrapped first (the job never got it): revoking only the
+ * wrapping token would leave the lease inside alive, and a lease that OpenBao registered
+ * after its build token was revoked is reached by nothing else.
+ */
 export async function undoAll(
   openbao: DynamicIssuer & TokenAdmin,
   undo: readonly Undo[],
 ): Promise<void> {
   await Promise.allSettled(
-    undo.map((u) => {
+    undo.map(async (u) => {
       if (u.kind === 'lease') return openbao.revokeLease(u.id);
       if (u.kind === 'accessor') return openbao.revokeAccessor(u.accessor);
-      return openbao.pkiRevoke(u.mount, u.serial);
+      if (u.kind === 'certificate') return openbao.pkiRevoke(u.mount, u.serial);
+      let inner: Issued;
+      try {
+        inner = await openbao.unwrap(u.token);
+      } catch {
+        // Already unwrapped or expired: all that is left is the wrapping token itself.
+        return openbao.revokeAccessor(u.accessor);
+      }
+      if (inner.wrapped) return;
+      const accessor = inner.data.accessor;
+      const serial = inner.data.serial_number;
+      await Promise.allSettled([
+        ...(inner.lease ? [openbao.revokeLease(inner.lease.id)] : []),
+        ...(typeof accessor === 'string' && accessor ? [openbao.revokeAccessor(accessor)] : []),
+        ...(typeof serial === 'string' && u.mount !== undefined
+          ? [openbao.pkiRevoke(u.mount, serial)]
+          : []),
+      ]);
     }),
   );
 }
 
-/** Build tokens are cached per build and per (TTL, policies). */
-export function buildTokenKey(build: string, policiesKey: string): string {
-  return `${build}\n${policiesKey}`;
+/** Build tokens are cached per build (issuer and uuid) and per (TTL, policies). */
+export function buildTokenKey(build: BuildRef, policiesKey: string): string {
+  return `${buildPrefix(build)}${policiesKey}`;
 }
 
+const buildPrefix = (build: BuildRef) => `${build.issuer}\n${build.build}\n`;
+
 /** Forgets every cached build token of a build (after it was revoked). */
-export function forgetBuild(cache: BuildTokenCache, build: string): void {
-  for (const key of [...cache.keys()]) if (key.startsWith(`${build}\n`)) cache.delete(key);
+export function forgetBuild(cache: BuildTokenCache, build: BuildRef): void {
+  const prefix = buildPrefix(build);
+  for (const key of [...cache.keys()]) if (key.startsWith(prefix)) cache.delete(key);
 }

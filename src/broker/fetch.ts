@@ -6,14 +6,14 @@
  */
 import type { AuditedSecret, AuditLog } from '../audit/log.js';
 import type { JobIdentity } from '../identity/types.js';
-import { LedgerFullError } from '../leases/ledger.js';
+import { type BuildRef, BuildRevokedError, LedgerFullError } from '../leases/ledger.js';
 import type { KvReader, TokenAdmin, WrappedResponse } from '../openbao/interface.js';
 import { UnsafePathError } from '../openbao/paths.js';
 import { decide } from '../policy/decide.js';
 import { renderSecretPath } from '../policy/paths.js';
 import type { PolicySet, SecretGrantDecision } from '../policy/types.js';
 import type { DeliveredSecret } from './delivered.js';
-import { BuildSession, type DynamicDeps, type Undo, undoAll } from './dynamic.js';
+import { BuildSession, type DynamicDeps, forgetBuild, type Undo, undoAll } from './dynamic.js';
 import { FORBIDDEN_DETAIL, failure, failureFromError, type Result } from './failure.js';
 
 export interface FetchAnswer {
@@ -127,6 +127,13 @@ function failureOf(error: unknown, name: string) {
       `secret ${name}: ${error.message}`,
     );
   }
+  if (error instanceof BuildRevokedError) {
+    return failure(
+      'unavailable',
+      'the build was revoked while its secrets were being issued; nothing was delivered',
+      `secret ${name}: build revoked during issuance, issued secrets taken back`,
+    );
+  }
   if (error instanceof LedgerFullError) {
     return failure(
       'unavailable',
@@ -197,10 +204,20 @@ async function decideAndDeliver(
   const dynamicEntries = entries.filter(([, g]) => g.secret.source.kind !== 'kv');
   // One build token per grant TTL, so every lease dies with its own grant's TTL.
   const sessions = new Map<number, BuildSession>();
+  const build: BuildRef = { issuer: identity.issuer, build: identity.build };
+  // The build's revocation epoch at the start: whatever is issued is kept only if no
+  // revoke started before the end (checked below), since a revoke cannot reach a lease
+  // that OpenBao registers after it revoked the build token.
+  let epoch = 0;
   if (dynamicEntries.length > 0) {
     const dynamic = deps.dynamic;
     if (dynamic === undefined) {
       return failure('internal', 'internal error', 'dynamic secrets requested but not configured');
+    }
+    try {
+      epoch = await dynamic.ledger.epoch(build);
+    } catch (error) {
+      return failureOf(error, dynamicEntries[0]?.[0] ?? '?');
     }
     const ttls = [...new Set(dynamicEntries.map(([, g]) => g.ttlSeconds))];
     const opened = await Promise.allSettled(
@@ -208,7 +225,7 @@ async function decideAndDeliver(
         const tokenPolicies = dynamicEntries.flatMap(([, g]) =>
           g.ttlSeconds === ttl && g.secret.source.kind === 'token' ? g.secret.source.policies : [],
         );
-        sessions.set(ttl, await BuildSession.open(dynamic, identity.build, ttl, tokenPolicies));
+        sessions.set(ttl, await BuildSession.open(dynamic, build, epoch, ttl, tokenPolicies));
       }),
     );
     const failedOpen = opened.find((o) => o.status === 'rejected');
@@ -262,21 +279,30 @@ async function decideAndDeliver(
 
   const delivered = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const certificates = delivered.flatMap((d) => (d.certificate ? [d.certificate] : []));
-  if (certificates.length > 0 && deps.dynamic) {
+  if (sessions.size > 0 && deps.dynamic) {
     try {
       // Certificates carry no lease a build token revocation would reach: record serials.
-      await deps.dynamic.ledger.append(
-        identity.build,
-        certificates.map((c) => ({
-          kind: 'certificate',
-          mount: c.mount,
-          serial: c.serial,
-          expiresAt: c.expiresAt,
-        })),
-      );
+      // Recording them, or else reading the epoch again, is the check that no revoke began
+      // while this request issued.
+      if (certificates.length > 0) {
+        await deps.dynamic.ledger.append(
+          build,
+          certificates.map((c) => ({
+            kind: 'certificate',
+            mount: c.mount,
+            serial: c.serial,
+            expiresAt: c.expiresAt,
+          })),
+          { epoch },
+        );
+      } else {
+        await deps.dynamic.ledger.confirm(build, epoch);
+      }
     } catch (error) {
       await rollback();
-      return failureOf(error, delivered.find((d) => d.certificate)?.name ?? '?');
+      if (error instanceof BuildRevokedError) forgetBuild(deps.dynamic.cache, build);
+      const name = delivered.find((d) => d.certificate)?.name ?? dynamicEntries[0]?.[0] ?? '?';
+      return failureOf(error, name);
     }
   }
 
@@ -297,7 +323,9 @@ async function decideAndDeliver(
         wrapped: 'wrapped' in secret,
         ...('data' in secret ? { version: secret.version } : {}),
         leaseIds,
-        accessors: d.undo.flatMap((u) => (u.kind === 'accessor' ? [u.accessor] : [])),
+        accessors: d.undo.flatMap((u) =>
+          u.kind === 'accessor' || u.kind === 'wrapped' ? [u.accessor] : [],
+        ),
         ...(session ? { buildTokenAccessor: session.buildToken.accessor } : {}),
         ...(d.certificate ? { certificateSerial: d.certificate.serial } : {}),
       };

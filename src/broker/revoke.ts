@@ -1,7 +1,7 @@
 /** Use case "revoke my build": every token and certificate the broker issued for the caller's build. */
 import type { AuditLog } from '../audit/log.js';
 import type { JobIdentity } from '../identity/types.js';
-import type { LeaseLedger } from '../leases/ledger.js';
+import type { BuildRef, LeaseLedger } from '../leases/ledger.js';
 import { type BuildTokenCache, forgetBuild } from './dynamic.js';
 import { failure, failureFromError, type Result } from './failure.js';
 import { auditUnavailable } from './fetch.js';
@@ -16,8 +16,9 @@ export async function revokeBuild(
   identity: JobIdentity,
   audit?: { readonly log: Pick<AuditLog, 'revoked'>; readonly requestId: string },
 ): Promise<Result<{ build: string; revoked: number }>> {
-  // Only the verified identity's own build: a job can never name another build here.
-  const build = identity.build;
+  // Only the verified identity's own build: a job can never name another build here. A
+  // build-uuid is unique only within one Zuul, so the build is (issuer, build-uuid).
+  const build: BuildRef = { issuer: identity.issuer, build: identity.build };
   forgetBuild(deps.cache, build);
   let outcome: Awaited<ReturnType<LeaseLedger['revokeBuild']>>;
   try {
@@ -46,5 +47,5 @@ export async function revokeBuild(
       `revoke: ${outcome.revoked} revoked, ${outcome.failed} failed`,
     );
   }
-  return { ok: true, value: { build, revoked: outcome.revoked } };
+  return { ok: true, value: { build: identity.build, revoked: outcome.revoked } };
 }

@@ -5,9 +5,11 @@
  * and tokens are never stored: only accessors and certificate serials.
  *
  * Dynamic secrets are issued under a per-build token that is recorded here *before* it
- * issues anything; revoking it revokes every lease and child token created with it.
+ * issues anything; revoking it revokes every lease and child token created with it. A build
+ * is (issuer, build-uuid): its ledger lives at `builds/by-issuer/<sha256(iss)[:32]>/<uuid>`.
  * OpenBao's TTLs remain the backstop when nobody ever calls revoke.
  */
+import { createHash } from 'node:crypto';
 import { OpenBaoError } from '../openbao/errors.js';
 import type { KvReader, KvWriter, TokenAdmin } from '../openbao/interface.js';
 
@@ -20,7 +22,25 @@ export type LedgerEntry =
       readonly expiresAt: string;
     };
 
+/**
+ * A build's identity. A `build-uuid` is unique only within one Zuul, and Zuul shows build
+ * uuids publicly, so every ledger, cache and revocation is keyed by both.
+ */
+export interface BuildRef {
+  /** The token's exact `iss` (a configured issuer). */
+  readonly issuer: string;
+  readonly build: string;
+}
+
 interface StoredLedger {
+  readonly issuer?: string;
+  readonly build?: string;
+  /**
+   * Bumped by every revoke before it revokes anything. Issuing checks that it did not
+   * change from the start of its request to the end, so a credential whose lease OpenBao
+   * registered after the build token's revocation scanned it is taken back, not left alive.
+   */
+  readonly epoch?: number;
   readonly entries: readonly (LedgerEntry & { readonly revoked?: boolean })[];
 }
 
@@ -29,6 +49,12 @@ export interface LedgerOptions {
   readonly prefix: string;
   /** Entries one build may hold; beyond it issuing fails closed. */
   readonly maxEntriesPerBuild?: number;
+  /**
+   * Ledgers written before builds were keyed by issuer live at `builds/<build-uuid>` and
+   * name no issuer. They are revoked along with the build only when the broker trusts a
+   * single issuer, where no other Zuul can own that uuid (see docs/dynamic-secrets.md).
+   */
+  readonly revokeUnscopedLedgers?: boolean;
 }
 
 export interface RevokeOutcome {
@@ -38,8 +64,20 @@ export interface RevokeOutcome {
 }
 
 export interface LeaseLedger {
-  append(build: string, entries: readonly LedgerEntry[]): Promise<void>;
-  revokeBuild(build: string): Promise<RevokeOutcome>;
+  /** The build's revocation epoch now (0 for a build never revoked). */
+  epoch(build: BuildRef): Promise<number>;
+  /**
+   * Appends entries; with `epoch`, only while the build's epoch is still that one,
+   * else {@link BuildRevokedError} and nothing is written.
+   */
+  append(
+    build: BuildRef,
+    entries: readonly LedgerEntry[],
+    options?: { readonly epoch?: number },
+  ): Promise<void>;
+  /** Throws {@link BuildRevokedError} when the build was revoked since `epoch` was read. */
+  confirm(build: BuildRef, epoch: number): Promise<void>;
+  revokeBuild(build: BuildRef): Promise<RevokeOutcome>;
 }
 
 export interface Revoker extends TokenAdmin {
@@ -50,7 +88,15 @@ export class LedgerFullError extends Error {
   override readonly name = 'LedgerFullError';
 }
 
-const CAS_ATTEMPTS = 8;
+/** The build was revoked while a request was issuing for it: what it issued is taken back. */
+export class BuildRevokedError extends Error {
+  override readonly name = 'BuildRevokedError';
+  constructor() {
+    super('the build was revoked while this request was issuing its secrets');
+  }
+}
+
+const CAS_ATTEMPTS = 12;
 
 function isStored(value: unknown): value is StoredLedger {
   return (
@@ -66,74 +112,122 @@ function isGone(error: unknown): boolean {
   );
 }
 
+/** A path segment for an issuer URL: stable, fixed length, safe in any KV path. */
+export function issuerSegment(issuer: string): string {
+  return createHash('sha256').update(issuer).digest('hex').slice(0, 32);
+}
+
+const keyOf = (e: LedgerEntry) =>
+  e.kind === 'build-token' ? `t:${e.accessor}` : `c:${e.mount}:${e.serial}`;
+
 export function createLeaseLedger(
   openbao: KvReader & KvWriter & Revoker,
   options: LedgerOptions,
 ): LeaseLedger {
   const max = options.maxEntriesPerBuild ?? 1000;
-  const pathOf = (build: string) => `${options.prefix}/builds/${build}`;
+  const pathOf = (ref: BuildRef) =>
+    `${options.prefix}/builds/by-issuer/${issuerSegment(ref.issuer)}/${ref.build}`;
+  const unscopedPathOf = (ref: BuildRef) => `${options.prefix}/builds/${ref.build}`;
+
+  async function read(path: string): Promise<{ ledger: StoredLedger; version: number }> {
+    const current = await openbao.kvRead(options.mount, path);
+    const ledger = current && isStored(current.data) ? current.data : { entries: [] };
+    return { ledger, version: current?.version ?? 0 };
+  }
 
   /** Read-modify-write with check-and-set: concurrent writers never lose an entry. */
   async function update(
-    build: string,
-    change: (entries: StoredLedger['entries']) => StoredLedger['entries'] | undefined,
-  ): Promise<void> {
+    path: string,
+    change: (ledger: StoredLedger) => StoredLedger | undefined,
+  ): Promise<StoredLedger | undefined> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const current = await openbao.kvRead(options.mount, pathOf(build));
-      const entries = current && isStored(current.data) ? current.data.entries : [];
-      const next = change(entries);
-      if (next === undefined) return;
+      const { ledger, version } = await read(path);
+      const next = change(ledger);
+      if (next === undefined) return undefined;
       try {
-        await openbao.kvWrite(
-          options.mount,
-          pathOf(build),
-          { entries: next },
-          { cas: current?.version ?? 0 },
-        );
-        return;
+        await openbao.kvWrite(options.mount, path, { ...next }, { cas: version });
+        return next;
       } catch (error) {
         if (!(error instanceof OpenBaoError && error.kind === 'cas_mismatch')) throw error;
+        // Many requests of one build write at once: spread the retries (full jitter).
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * 2 ** attempt));
       }
     }
     throw new OpenBaoError('ledger update', 'unavailable', 0);
   }
 
+  /** Revokes the entries not yet revoked, then marks those that are gone. */
+  async function revokeEntries(path: string, entries: StoredLedger['entries']) {
+    const done = new Set<string>();
+    let failed = 0;
+    await Promise.all(
+      entries
+        .filter((e) => !e.revoked)
+        .map(async (entry) => {
+          try {
+            if (entry.kind === 'build-token') await openbao.revokeAccessor(entry.accessor);
+            else await openbao.pkiRevoke(entry.mount, entry.serial);
+            done.add(keyOf(entry));
+          } catch (error) {
+            if (isGone(error)) done.add(keyOf(entry));
+            else failed++;
+          }
+        }),
+    );
+    if (done.size > 0) {
+      await update(path, (latest) => ({
+        ...latest,
+        entries: latest.entries.map((e) => (done.has(keyOf(e)) ? { ...e, revoked: true } : e)),
+      }));
+    }
+    return { revoked: done.size, failed };
+  }
+
   return {
-    async append(build, added) {
-      await update(build, (entries) => {
-        if (entries.length + added.length > max)
+    async epoch(ref) {
+      return (await read(pathOf(ref))).ledger.epoch ?? 0;
+    },
+
+    async append(ref, added, appendOptions) {
+      await update(pathOf(ref), (ledger) => {
+        if (appendOptions?.epoch !== undefined && (ledger.epoch ?? 0) !== appendOptions.epoch)
+          throw new BuildRevokedError();
+        if (ledger.entries.length + added.length > max)
           throw new LedgerFullError(`build ledger holds ${max} entries at most`);
-        return [...entries, ...added];
+        return {
+          ...ledger,
+          issuer: ref.issuer,
+          build: ref.build,
+          entries: [...ledger.entries, ...added],
+        };
       });
     },
 
-    async revokeBuild(build) {
-      const current = await openbao.kvRead(options.mount, pathOf(build));
-      const entries = current && isStored(current.data) ? current.data.entries : [];
-      const done = new Set<string>();
-      let failed = 0;
-      const keyOf = (e: LedgerEntry) =>
-        e.kind === 'build-token' ? `t:${e.accessor}` : `c:${e.mount}:${e.serial}`;
-      await Promise.all(
-        entries
-          .filter((e) => !e.revoked)
-          .map(async (entry) => {
-            try {
-              if (entry.kind === 'build-token') await openbao.revokeAccessor(entry.accessor);
-              else await openbao.pkiRevoke(entry.mount, entry.serial);
-              done.add(keyOf(entry));
-            } catch (error) {
-              if (isGone(error)) done.add(keyOf(entry));
-              else failed++;
-            }
-          }),
-      );
-      if (done.size > 0) {
-        await update(build, (latest) =>
-          latest.map((e) => (done.has(keyOf(e)) ? { ...e, revoked: true } : e)),
-        );
-      }
-      return { revoked: done.size, failed };
+    async confirm(ref, epoch) {
+      if (((await read(pathOf(ref))).ledger.epoch ?? 0) !== epoch) throw new BuildRevokedError();
+    },
+
+    async revokeBuild(ref) {
+      // The epoch moves first: from here on no request that started before it can keep
+      // what it issues (it checks the epoch after issuing), and the entries written so far
+      // are exactly the ones revoked below.
+      const path = pathOf(ref);
+      // Also for a ledger with no entries yet: a request may be creating its first build
+      // token right now, and must not record it under the old epoch.
+      const closed = await update(path, (ledger) => ({
+        ...ledger,
+        issuer: ref.issuer,
+        build: ref.build,
+        epoch: (ledger.epoch ?? 0) + 1,
+      }));
+      const outcome = await revokeEntries(path, closed?.entries ?? []);
+      if (!options.revokeUnscopedLedgers) return outcome;
+      const unscoped = unscopedPathOf(ref);
+      const legacy = await revokeEntries(unscoped, (await read(unscoped)).ledger.entries);
+      return {
+        revoked: outcome.revoked + legacy.revoked,
+        failed: outcome.failed + legacy.failed,
+      };
     },
   };
 }

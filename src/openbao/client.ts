@@ -461,6 +461,18 @@ export function createOpenBaoClient(
       });
     },
 
+    async unwrap(wrapToken) {
+      const body = await call({
+        operation: 'unwrap',
+        method: 'POST',
+        path: '/sys/wrapping/unwrap',
+        token: wrapToken,
+        // Single use: a second attempt could only fail.
+        idempotent: false,
+      });
+      return issuedFrom('unwrap', body, false);
+    },
+
     async revokeLease(leaseId) {
       await call({
         operation: 'lease revoke',

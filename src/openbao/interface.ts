@@ -138,6 +138,11 @@ export interface DynamicIssuer {
     wrapTtlSeconds?: number,
   ): Promise<Issued>;
   pkiRevoke(mount: string, serialNumber: string): Promise<void>;
+  /**
+   * Unwraps a wrapping token the broker created and never handed out (a failed request's),
+   * so that what it holds can be revoked. Single use; not repeated.
+   */
+  unwrap(wrapToken: string): Promise<Issued>;
   /** Revokes one lease (`sys/leases/revoke`). */
   revokeLease(leaseId: string): Promise<void>;
 }

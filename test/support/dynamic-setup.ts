@@ -226,8 +226,36 @@ export async function startDynamicBroker(options: {
   readonly extraPolicies?: Readonly<Record<string, string>>;
   readonly extraAclPolicies?: readonly string[];
 }): Promise<DynamicBroker> {
-  const bao = realOpenBao();
   const fixture = await setUpDynamic(options.prefix, options.grantTtl);
+  const issuer = await ZuulIssuer.start({ modulusLength: 2048 });
+  const started = await startBrokerFor(fixture, { ...options, issuers: [issuer] });
+  return {
+    fixture,
+    broker: started.broker,
+    issuer,
+    dir: started.dir,
+    async close() {
+      await started.close();
+      await issuer.close();
+      await fixture.cleanup();
+    },
+  };
+}
+
+/**
+ * One more broker instance on an existing fixture (same OpenBao state, same build
+ * ledgers), trusting `issuers`: for tests with several brokers or several Zuuls.
+ */
+export async function startBrokerFor(
+  fixture: DynamicFixture,
+  options: {
+    readonly issuers: readonly ZuulIssuer[];
+    readonly logs: Writable;
+    readonly extraPolicies?: Readonly<Record<string, string>>;
+    readonly extraAclPolicies?: readonly string[];
+  },
+): Promise<{ readonly broker: RunningBroker; readonly dir: string; close(): Promise<void> }> {
+  const bao = realOpenBao();
   const dir = await mkdtemp(path.join(tmpdir(), 'zsb-dyn-'));
   await writeFile(path.join(dir, 'dynamic.yaml'), fixture.policyYaml);
   for (const [name, text] of Object.entries(options.extraPolicies ?? {})) {
@@ -239,11 +267,13 @@ export async function startDynamicBroker(options: {
     orphan: true,
   });
   await writeFile(path.join(dir, 'token'), token.token, { mode: 0o600 });
-  const issuer = await ZuulIssuer.start({ modulusLength: 2048 });
   const broker = await startBroker(
     parseConfig({
       listen: { host: '127.0.0.1', port: 0 },
-      issuers: [{ issuer: issuer.issuer, audience: 'https://secrets.example.org' }],
+      issuers: options.issuers.map((i) => ({
+        issuer: i.issuer,
+        audience: 'https://secrets.example.org',
+      })),
       openbao: {
         address: bao.address,
         auth: { method: 'token', tokenFile: path.join(dir, 'token') },
@@ -256,14 +286,10 @@ export async function startDynamicBroker(options: {
     { logger: createLogger('info', options.logs) },
   );
   return {
-    fixture,
     broker,
-    issuer,
     dir,
     async close() {
       await broker.close();
-      await issuer.close();
-      await fixture.cleanup();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createBuildTokenCache } from '../../../src/broker/dynamic.js';
 import { fetchSecrets } from '../../../src/broker/fetch.js';
 import type { JobIdentity } from '../../../src/identity/types.js';
-import { createLeaseLedger } from '../../../src/leases/ledger.js';
+import { createLeaseLedger, issuerSegment } from '../../../src/leases/ledger.js';
 import { OpenBaoError, type OpenBaoErrorKind } from '../../../src/openbao/errors.js';
 import type { BuildToken, DynamicIssuer, Issued } from '../../../src/openbao/interface.js';
 import { parsePolicyFiles } from '../../../src/policy/load.js';
@@ -62,6 +62,9 @@ class FakeIssuer extends FakeOpenBao implements DynamicIssuer {
   async revokeLease(id: string): Promise<void> {
     this.revokedLeases.push(id);
   }
+  async unwrap(): Promise<Issued> {
+    throw new OpenBaoError('unwrap', 'invalid_request', 400);
+  }
   override async kvWrite(mount: string, path: string, data: Readonly<Record<string, unknown>>) {
     if (this.failKvWrite) throw new OpenBaoError('kv write', 'unavailable', 0);
     return super.kvWrite(mount, path, data);
@@ -106,7 +109,9 @@ describe('dynamic fetch', () => {
     const { bao, deps } = setup();
     const result = await fetchSecrets(deps, identity, ['db'], false);
     expect(result.ok).toBe(true);
-    const recorded = bao.calls.indexOf(`kvWrite secret/zsb/builds/${identity.build}`);
+    const recorded = bao.calls.indexOf(
+      `kvWrite secret/zsb/builds/by-issuer/${issuerSegment(identity.issuer)}/${identity.build}`,
+    );
     expect(recorded).toBeGreaterThanOrEqual(0);
     expect(recorded).toBeLessThan(bao.calls.indexOf('databaseCreds'));
     expect(bao.issued).toEqual(['build-token', 'db']);

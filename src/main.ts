@@ -1,3 +1,4 @@
+import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type ServerType, serve } from '@hono/node-server';
@@ -167,6 +168,9 @@ export async function startBroker(
     const s = serve(
       {
         fetch: app.fetch,
+        // Unread bodies are dropped by the app itself, within its bounds (src/http/body.ts);
+        // @hono/node-server's own clean-up would reset the connection after 500 ms.
+        autoCleanupIncoming: false,
         hostname: config.listen.host,
         port: config.listen.port,
         ...(tls
@@ -180,6 +184,12 @@ export async function startBroker(
     );
   });
   server.maxConnections = config.http.maxConnections;
+  // `Expect: 100-continue`: no `100 Continue` on arrival. The request goes to the app like
+  // any other and the route sends it only when it starts reading the body, after the token,
+  // the media type and the declared length passed (src/http/body.ts); a refused request
+  // gets its final answer and Node closes the connection after it.
+  const http1 = server as HttpServer;
+  http1.on('checkContinue', (request, response) => http1.emit('request', request, response));
   if ('requestTimeout' in server) {
     server.requestTimeout = config.http.requestTimeoutMs;
     server.headersTimeout = Math.min(10000, config.http.requestTimeoutMs);

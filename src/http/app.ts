@@ -11,6 +11,7 @@ import type { DynamicDeps } from '../broker/dynamic.js';
 import type { PolicySource } from '../broker/policy-store.js';
 import type { TokenVerifier } from '../identity/types.js';
 import type { HealthProbe, KvReader, TokenAdmin } from '../openbao/interface.js';
+import { discardUnreadBody } from './body.js';
 import { createLogSampler } from './log-sampler.js';
 import type { HttpMetrics } from './metrics.js';
 import { type ErrorCode, problem } from './problem.js';
@@ -71,6 +72,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     // rebuild the Response, which costs @hono/node-server its fast path (~0.3 ms a request).
     c.header('X-Request-Id', requestId);
     await next();
+    discardUnreadBody(c, deps.limits.maxBodyBytes);
     const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
     const route =
       c.req.routePath && c.req.routePath !== '/*' && c.req.routePath !== '*'
@@ -113,7 +115,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     );
   });
 
-  // Bodies are read (bounded) by the POST routes after authentication: src/http/body.ts.
+  // Bodies are read (bounded) by the POST routes after authentication, and what a route
+  // left unread is dropped (bounded) after the answer: src/http/body.ts.
 
   registerSecretRoutes(app, deps);
   registerOpsRoutes(app, deps);

@@ -4,8 +4,12 @@
  * hono's own body helpers build costs @hono/node-server a full Request with an
  * AbortSignal and a ReadableStream per request, more than the rest of a fetch's handling
  * here. The bound holds for chunked bodies too: bytes are counted as they arrive.
+ *
+ * `Expect: 100-continue` is answered here, when a route starts reading: main.ts keeps Node
+ * from sending `100 Continue` on arrival, so a request refused before its body is read
+ * (401, 413 by declared length, 415) gets its final answer instead of an invitation.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Context } from 'hono';
 
 export type BodyText = { readonly ok: true; readonly text: string } | { readonly ok: false };
@@ -18,6 +22,77 @@ function incomingOf(c: Context): IncomingMessage | undefined {
     : undefined;
 }
 
+function outgoingOf(c: Context): ServerResponse | undefined {
+  const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+  return outgoing !== undefined && typeof outgoing.writeContinue === 'function'
+    ? outgoing
+    : undefined;
+}
+
+/** A body left unread is dropped up to this many bytes (or 4 × the body limit, if more)… */
+export const DISCARD_MIN_BYTES = 4 * 1024 * 1024;
+/** …and for at most this long, then the connection is closed. */
+export const DISCARD_MS = 2000;
+
+/**
+ * After the answer to a request whose body is still arriving (refused before or while
+ * reading it): reads and drops the rest, bounded in bytes and time, before the connection
+ * closes. Closing at once makes the kernel reset a connection whose client is still
+ * sending, and a client that sends its whole body before reading (Python's urllib) then
+ * sees EPIPE or ECONNRESET instead of the 413 or 401. When Node closes the connection
+ * after the answer (the client sent `Connection: close`, or a `100 Continue` it expected
+ * was not sent), it only half-closes it until the rest is dropped: a lingering close (RFC
+ * 9112, section 9.6). Past the bound the connection is closed once the answer is out;
+ * memory stays bounded either way (nothing is kept), and so does the time a client can
+ * hold the connection with a body nobody reads.
+ */
+export function discardUnreadBody(c: Context, maxBodyBytes: number): void {
+  const incoming = incomingOf(c);
+  // `complete`: the whole message has arrived (what is left in Node's buffer, Node drops).
+  if (incoming === undefined || incoming.complete || incoming.destroyed) return;
+  const socket = incoming.socket;
+  const outgoing = outgoingOf(c);
+  const limit = Math.max(4 * maxBodyBytes, DISCARD_MIN_BYTES);
+  let discarded = 0;
+  let closeWanted = false;
+  // Node calls destroySoon after an answer that ends the connection: half-close instead.
+  const destroySoon = socket.destroySoon;
+  socket.destroySoon = () => {
+    closeWanted = true;
+    if (socket.writable) socket.end();
+  };
+  const settle = (cut: boolean) => {
+    clearTimeout(timer);
+    incoming.off('data', onData);
+    incoming.off('end', finished);
+    incoming.off('error', finished);
+    incoming.off('close', finished);
+    socket.destroySoon = destroySoon;
+    if (!cut) {
+      if (closeWanted) socket.destroy();
+      return;
+    }
+    incoming.pause();
+    if (outgoing !== undefined && !outgoing.writableFinished) {
+      outgoing.once('close', () => socket.destroy());
+    } else {
+      socket.destroy();
+    }
+  };
+  const finished = () => settle(false);
+  const onData = (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > limit) settle(true);
+  };
+  const timer = setTimeout(() => settle(true), DISCARD_MS);
+  timer.unref();
+  incoming.on('data', onData);
+  incoming.once('end', finished);
+  incoming.once('error', finished);
+  incoming.once('close', finished);
+  incoming.resume();
+}
+
 export async function readBodyText(c: Context, maxBytes: number): Promise<BodyText> {
   const declared = Number(c.req.header('content-length') ?? Number.NaN);
   if (Number.isFinite(declared) && declared > maxBytes) return { ok: false };
@@ -27,6 +102,7 @@ export async function readBodyText(c: Context, maxBytes: number): Promise<BodyTe
     const text = await c.req.text();
     return Buffer.byteLength(text, 'utf8') > maxBytes ? { ok: false } : { ok: true, text };
   }
+  if (incoming.headers.expect?.toLowerCase() === '100-continue') outgoingOf(c)?.writeContinue();
   return new Promise<BodyText>((resolve) => {
     const chunks: Buffer[] = [];
     let received = 0;
@@ -40,9 +116,9 @@ export async function readBodyText(c: Context, maxBytes: number): Promise<BodyTe
     const onData = (chunk: Buffer) => {
       received += chunk.length;
       if (received > maxBytes) {
-        // Stop buffering; what is left is read and dropped by Node (or the socket closes).
+        // Stop buffering; what is left is dropped, within bounds, by discardUnreadBody.
         done({ ok: false });
-        incoming.resume();
+        incoming.pause();
         return;
       }
       chunks.push(chunk);

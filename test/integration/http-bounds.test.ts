@@ -252,6 +252,236 @@ describe('bodies', () => {
   });
 });
 
+/**
+ * Writes `head` and `body` before reading anything, as Python's urllib does (the socket is
+ * paused until the last byte is written, optionally in pieces `paceMs` apart); then
+ * reads. What came back, and the socket error if there was one.
+ */
+async function exchange(
+  base: string,
+  head: string,
+  body?: Buffer,
+  paceMs = 0,
+): Promise<{ received: string; error: string | undefined }> {
+  const { socket, closed } = await rawConnection(base);
+  let error: string | undefined;
+  socket.removeAllListeners('error');
+  socket.on('error', (e: NodeJS.ErrnoException) => {
+    error ??= e.code ?? e.message;
+  });
+  socket.pause();
+  socket.write(head);
+  const piece = 128 * 1024;
+  for (let offset = 0; body && offset < body.length && !socket.destroyed; offset += piece) {
+    const written = new Promise<void>((resolve) =>
+      socket.write(body.subarray(offset, offset + piece), () => resolve()),
+    );
+    await written;
+    if (paceMs > 0) await new Promise((resolve) => setTimeout(resolve, paceMs));
+  }
+  socket.resume();
+  const result = await closed;
+  return { received: result.received, error };
+}
+
+const postHead = (headers: Record<string, string | number>) =>
+  `POST /v1/fetch HTTP/1.1\r\nHost: x\r\n${Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n`;
+
+describe('Expect: 100-continue', () => {
+  it('answers 401 to a request without a valid token instead of inviting its body', async () => {
+    const { received } = await exchange(
+      fx.broker.url,
+      postHead({
+        'Content-Type': 'application/json',
+        'Content-Length': 100,
+        Expect: '100-continue',
+        Connection: 'close',
+      }),
+    );
+    expect(received).toMatch(/^HTTP\/1\.1 401 /);
+    expect(received).not.toContain('100 Continue');
+  });
+
+  it('answers 413 to a declared length over the limit instead of inviting the body', async () => {
+    const { received } = await exchange(
+      fx.broker.url,
+      postHead({
+        Authorization: `Bearer ${fx.issuer.mint()}`,
+        'Content-Type': 'application/json',
+        'Content-Length': 2 * 1024 * 1024,
+        Expect: '100-continue',
+      }),
+    );
+    expect(received).toMatch(/^HTTP\/1\.1 413 /);
+    expect(received).not.toContain('100 Continue');
+  });
+
+  it('answers 415 to a body of another type instead of inviting it', async () => {
+    const { received } = await exchange(
+      fx.broker.url,
+      postHead({
+        Authorization: `Bearer ${fx.issuer.mint()}`,
+        'Content-Type': 'text/plain',
+        'Content-Length': 30,
+        Expect: '100-continue',
+      }),
+    );
+    expect(received).toMatch(/^HTTP\/1\.1 415 /);
+    expect(received).not.toContain('100 Continue');
+  });
+
+  it('sends 100 Continue to an acceptable request, then serves its body', async () => {
+    const body = JSON.stringify({ secrets: ['clouds'] });
+    const { socket, received, closed } = await rawConnection(fx.broker.url);
+    socket.write(
+      postHead({
+        Authorization: `Bearer ${fx.issuer.mint()}`,
+        'Content-Type': 'application/json',
+        'Content-Length': body.length,
+        Expect: '100-continue',
+        Connection: 'close',
+      }),
+    );
+    await waitFor(() => received().length > 0);
+    expect(received()).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+    socket.write(body);
+    const done = await closed;
+    expect(done.received).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    expect(done.received).toContain(fx.secret.password);
+  });
+});
+
+describe('a client that sends its whole body before reading', () => {
+  const big = Buffer.alloc(2 * 1024 * 1024, 'x');
+
+  it('always reads the 413 for a declared 2 MB body (no reset while it is still sending)', async () => {
+    for (let round = 0; round < 8; round++) {
+      const { received, error } = await exchange(
+        fx.broker.url,
+        postHead({
+          Authorization: `Bearer ${fx.issuer.mint()}`,
+          'Content-Type': 'application/json',
+          'Content-Length': big.length,
+          Connection: 'close',
+        }),
+        big,
+      );
+      expect({ round, error, status: received.slice(0, 12) }).toEqual({
+        round,
+        error: undefined,
+        status: 'HTTP/1.1 413',
+      });
+    }
+  });
+
+  it('reads the 413 from a client that needs 1.5 s to send its 2 MB', async () => {
+    const { received, error } = await exchange(
+      fx.broker.url,
+      postHead({
+        Authorization: `Bearer ${fx.issuer.mint()}`,
+        'Content-Type': 'application/json',
+        'Content-Length': big.length,
+        Connection: 'close',
+      }),
+      big,
+      90,
+    );
+    expect({ error, status: received.slice(0, 12) }).toEqual({
+      error: undefined,
+      status: 'HTTP/1.1 413',
+    });
+  });
+
+  it('always reads the 413 for a chunked 2 MB body', async () => {
+    const chunk = Buffer.concat([
+      Buffer.from(`${big.length.toString(16)}\r\n`),
+      big,
+      Buffer.from('\r\n0\r\n\r\n'),
+    ]);
+    for (let round = 0; round < 8; round++) {
+      const { received, error } = await exchange(
+        fx.broker.url,
+        postHead({
+          Authorization: `Bearer ${fx.issuer.mint()}`,
+          'Content-Type': 'application/json',
+          'Transfer-Encoding': 'chunked',
+          Connection: 'close',
+        }),
+        chunk,
+      );
+      expect({ round, error, status: received.slice(0, 12) }).toEqual({
+        round,
+        error: undefined,
+        status: 'HTTP/1.1 413',
+      });
+    }
+  });
+
+  it('always reads the 401 when the token is refused', async () => {
+    for (let round = 0; round < 4; round++) {
+      const { received, error } = await exchange(
+        fx.broker.url,
+        postHead({
+          Authorization: 'Bearer junk',
+          'Content-Type': 'application/json',
+          'Content-Length': big.length,
+          Connection: 'close',
+        }),
+        big,
+      );
+      expect({ round, error, status: received.slice(0, 12) }).toEqual({
+        round,
+        error: undefined,
+        status: 'HTTP/1.1 401',
+      });
+    }
+  });
+
+  it('keeps the connection for the next request once an over-limit body is read', async () => {
+    const { socket, received, closed } = await rawConnection(fx.broker.url);
+    socket.write(
+      postHead({
+        Authorization: `Bearer ${fx.issuer.mint()}`,
+        'Content-Type': 'application/json',
+        'Content-Length': 100 * 1024,
+      }),
+    );
+    socket.write(Buffer.alloc(100 * 1024, 'x'));
+    socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await closed;
+    expect(received()).toMatch(/^HTTP\/1\.1 413 [\s\S]*HTTP\/1\.1 200 /);
+  });
+
+  it('discards at most a bounded amount, for a bounded time, then closes', async () => {
+    const { socket, closed } = await rawConnection(fx.broker.url);
+    socket.removeAllListeners('error');
+    socket.on('error', () => undefined);
+    socket.write(
+      postHead({
+        Authorization: `Bearer ${fx.issuer.mint()}`,
+        'Content-Type': 'application/json',
+        'Content-Length': 1024 * 1024 * 1024,
+      }),
+    );
+    // An endless body at full speed: cut off after the discard bound (bytes or 2 s).
+    let sent = 0;
+    const piece = Buffer.alloc(64 * 1024, 'x');
+    const pump = () => {
+      while (!socket.destroyed && socket.write(piece)) sent += piece.length;
+      if (!socket.destroyed) sent += piece.length;
+    };
+    socket.on('drain', pump);
+    pump();
+    const { received, afterMs } = await closed;
+    expect(received).toMatch(/^HTTP\/1\.1 413 /);
+    expect(afterMs).toBeLessThan(2000 + 1500);
+    // The discard bound (4 MiB here) plus what socket buffers on both sides hold.
+    expect(sent).toBeLessThan(16 * 1024 * 1024);
+  });
+});
+
 async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 5000) {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {

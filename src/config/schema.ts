@@ -56,7 +56,7 @@ export const IssuerConfigSchema = z
   .object({
     /** Exact `iss` value; Zuul's web root without trailing slash. */
     issuer: safeUrl.refine((v) => !v.endsWith('/'), 'must not end with a slash (Zuul omits it)'),
-    /** Defaults to `{issuer}/oidc/.well-known/jwks`. */
+    /** Where the key set is fetched; unset: found by OpenID discovery at `{issuer}/.well-known/openid-configuration` (ADR 0010). */
     jwksUrl: safeUrl.optional(),
     /** Required `aud`. */
     audience: z.string().min(1).max(1024),

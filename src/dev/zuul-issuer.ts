@@ -1,8 +1,15 @@
 /**
  * A stand-in for zuul-web's OIDC side: an RSA signing key, the key set and discovery
- * document on loopback, and tokens minted exactly like Zuul's executor mints them
- * (shared/design/zuul-token.md). Used by `zsb dev` and by tests; it never listens beyond
- * 127.0.0.1 unless told to.
+ * document on loopback under zuul-web's own routes, and tokens minted exactly like Zuul's
+ * executor mints them (shared/design/zuul-token.md). Used by `zsb dev` and by tests; it
+ * never listens beyond 127.0.0.1 unless told to.
+ *
+ * Routes as zuul-web 14.3 serves them: the key set at `/oidc/jwks` (and per tenant
+ * `/oidc/tenant/{t}/jwks`), discovery at the root `/.well-known/openid-configuration`
+ * (and `/oidc/tenant/{t}/.well-known/openid-configuration`), whose `jwks_uri` is
+ * `{root}/oidc/jwks`. The backwards-compat key set routes that Zuul removes after Zuul 15
+ * are served unless `compatRoutes: false`; with `dashboardForUnknownPaths` any other path
+ * gets 200 and HTML, as zuul-web answers with its dashboard.
  */
 
 import type { JsonWebKey } from 'node:crypto';
@@ -69,6 +76,10 @@ export interface ZuulIssuerOptions {
   now?: () => number;
   /** Start with this key instead of generating one (a restarted `zsb dev`). */
   signingKey?: ZuulSigningKeyExport;
+  /** Serve the key set routes Zuul marks "remove after zuul 15" (default true, as 14.3 does). */
+  compatRoutes?: boolean;
+  /** Answer unknown paths with 200 and HTML like zuul-web (default: 404). */
+  dashboardForUnknownPaths?: boolean;
 }
 
 /** The current signing key, for `zsb dev token` in another process. Secret: store 0600. */
@@ -96,8 +107,15 @@ const SigningKeyFileSchema = z.object({
   privateJwk: z.record(z.string(), z.unknown()),
 });
 
-const JWKS_PATH = /^\/oidc(?:\/[^/]+)?\/\.well-known\/jwks$/;
-const DISCOVERY_PATH = /^\/oidc(?:\/[^/]+)?\/\.well-known\/openid-configuration$/;
+/** zuul-web's current key set routes (zuul/web/__init__.py, 14.3). */
+const JWKS_PATH = /^\/oidc(?:\/tenant\/[^/]+)?\/jwks$/;
+/** Discovery at the root (not under /oidc), and per tenant. */
+const DISCOVERY_PATH = /^(?:\/oidc\/tenant\/[^/]+)?\/\.well-known\/openid-configuration$/;
+/** "backwards compat, remove after zuul 15". */
+const COMPAT_JWKS_PATH = /^(?:\/oidc(?:\/[^/]+)?)?\/\.well-known\/jwks$|^\/oidc\/[^/]+\/jwks$/;
+/** What zuul-web's dashboard looks like to a client that expected JSON. */
+const DASHBOARD_HTML =
+  '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Zuul</title></head><body><div id="root"></div></body></html>';
 
 interface SigningKey {
   readonly version: number;
@@ -120,7 +138,11 @@ export class ZuulIssuer {
   readonly #issuer: string;
   #keys: SigningKey[];
   #mode: ZuulIssuerMode = 'ok';
+  #discoveryMode: ZuulIssuerMode = 'ok';
   #jwksRequests = 0;
+  #discoveryRequests = 0;
+  readonly #compatRoutes: boolean;
+  readonly #dashboard: boolean;
 
   private constructor(init: {
     issuer: string;
@@ -128,7 +150,11 @@ export class ZuulIssuer {
     modulusLength: number;
     now: () => number;
     server?: Server;
+    compatRoutes?: boolean;
+    dashboard?: boolean;
   }) {
+    this.#compatRoutes = init.compatRoutes ?? true;
+    this.#dashboard = init.dashboard ?? false;
     this.#issuer = init.issuer;
     this.#keys = init.keys;
     this.#modulusLength = init.modulusLength;
@@ -166,6 +192,8 @@ export class ZuulIssuer {
       modulusLength,
       now: options.now ?? Date.now,
       server,
+      compatRoutes: options.compatRoutes ?? true,
+      dashboard: options.dashboardForUnknownPaths ?? false,
     });
     handler = (req, res) => issuer.#handle(req, res);
     return issuer;
@@ -198,8 +226,14 @@ export class ZuulIssuer {
     return this.#issuer;
   }
 
+  /** The key set URL zuul-web's discovery document names. */
   get jwksUrl(): string {
-    return `${this.#issuer}/oidc/.well-known/jwks`;
+    return `${this.#issuer}/oidc/jwks`;
+  }
+
+  /** Where OpenID discovery looks: at the root, as zuul-web serves it. */
+  get discoveryUrl(): string {
+    return `${this.#issuer}/.well-known/openid-configuration`;
   }
 
   /** `kid` of the key new tokens are signed with. */
@@ -212,8 +246,19 @@ export class ZuulIssuer {
     return this.#jwksRequests;
   }
 
+  /** How many times a discovery document was requested. */
+  get discoveryRequests(): number {
+    return this.#discoveryRequests;
+  }
+
+  /** How the key set routes answer. */
   setMode(mode: ZuulIssuerMode): void {
     this.#mode = mode;
+  }
+
+  /** How the discovery routes answer. */
+  setDiscoveryMode(mode: ZuulIssuerMode): void {
+    this.#discoveryMode = mode;
   }
 
   /** The claim set Zuul would mint, with overrides and omissions applied. */
@@ -257,7 +302,7 @@ export class ZuulIssuer {
     return this.sign(this.buildClaims(claims, opts), opts.header ?? {});
   }
 
-  /** The document served at `/oidc/.well-known/jwks`. */
+  /** The document served at `/oidc/jwks`. */
   publicJwks(): { keys: JsonWebKey[] } {
     return {
       keys: this.#keys.map((key) => ({
@@ -320,13 +365,20 @@ export class ZuulIssuer {
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const isJwks = JWKS_PATH.test(path);
-    if (req.method !== 'GET' || (!isJwks && !DISCOVERY_PATH.test(path))) {
-      res.writeHead(404).end();
+    const isJwks = JWKS_PATH.test(path) || (this.#compatRoutes && COMPAT_JWKS_PATH.test(path));
+    const isDiscovery = DISCOVERY_PATH.test(path);
+    if (req.method !== 'GET' || (!isJwks && !isDiscovery)) {
+      if (this.#dashboard && req.method === 'GET') {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(DASHBOARD_HTML);
+      } else {
+        res.writeHead(404).end();
+      }
       return;
     }
     if (isJwks) this.#jwksRequests += 1;
-    switch (this.#mode) {
+    else this.#discoveryRequests += 1;
+    const tenant = /^\/oidc\/tenant\/([^/]+)\//.exec(path)?.[1];
+    switch (isJwks ? this.#mode : this.#discoveryMode) {
       case 'down':
         // Closest to a dead zuul-web while keeping the port: the connection just drops.
         req.socket.destroy();
@@ -353,7 +405,8 @@ export class ZuulIssuer {
       ? this.publicJwks()
       : {
           issuer: this.#issuer,
-          jwks_uri: this.jwksUrl,
+          jwks_uri:
+            tenant === undefined ? this.jwksUrl : `${this.#issuer}/oidc/tenant/${tenant}/jwks`,
           response_types_supported: ['id_token'],
           subject_types_supported: ['public'],
           id_token_signing_alg_values_supported: ['RS256'],

@@ -1,49 +1,69 @@
 /**
- * One issuer's signing keys, fetched from its JWKS URL and cached.
+ * One issuer's signing keys, fetched from its key set URL (configured, or found by OpenID
+ * discovery: ADR 0010) and cached.
  *
  * The broker must keep working through short issuer outages, so a failed fetch (network,
  * timeout, 5xx, garbage, oversize) never replaces the last good key set; only a key set older
- * than `maxStaleSeconds` stops being used. On-demand refetches (unknown `kid`, failed
- * signature) are rate limited so that forged tokens cannot turn the broker into a load
- * generator against Zuul. Nothing here logs or throws key material or response bodies.
+ * than `maxStaleSeconds` stops being used.
+ *
+ * Zuul signs with a new key the moment it rotates, without publishing it first, so a token
+ * naming an unknown `kid` waits for a key set refresh that starts after it arrived. Those
+ * refreshes are single flight and start at most once per `unknownKidSpacingMs`, so a flood of
+ * invented kids costs zuul-web at most one fetch per spacing, and one invented kid just before
+ * a real rotation delays the real job by at most that spacing (ADR 0010). Refetches after a
+ * failed signature on a known kid (Zuul's key reset) keep the slower `minRefetchIntervalSeconds`.
+ * Nothing here logs or throws key material or response bodies beyond a sanitized first few bytes.
  */
 
 import type { JWK, JWTVerifyGetKey } from 'jose';
-import { createLocalJWKSet, importJWK } from 'jose';
-import { z } from 'zod';
+import { createLocalJWKSet } from 'jose';
+import { discoverKeySetUrl } from './discovery.js';
+import {
+  fetchIssuerDocument,
+  IssuerDocumentError,
+  type KeySetRefreshOutcome,
+  shownUrl,
+} from './issuer-document.js';
+import { usableKeys } from './jwk.js';
 import type { IssuerStatus } from './types.js';
 
 export interface IdentityLogger {
   warn(obj: object, msg: string): void;
 }
 
-/** The class of one key set fetch's result: a closed set, safe as a metric label. */
-export type KeySetRefreshOutcome =
-  | 'ok'
-  | 'timeout'
-  | 'unreachable'
-  | 'redirect'
-  | 'http_status'
-  | 'too_large'
-  | 'invalid';
+export type { KeySetRefreshOutcome } from './issuer-document.js';
 
 export interface IssuerKeySetOptions {
   readonly issuer: string;
-  readonly jwksUrl: string;
+  /** The configured key set URL; without one, the URL comes from OpenID discovery. */
+  readonly jwksUrl?: string;
   /** Algorithms the issuer may use; keys for anything else are ignored. */
   readonly algorithms: readonly string[];
   readonly timeoutMs: number;
   readonly maxBytes: number;
   readonly refreshIntervalSeconds: number;
   readonly maxStaleSeconds: number;
+  /** Spacing of refetches after a failed signature on a known kid, and when the cache is stale. */
   readonly minRefetchIntervalSeconds: number;
+  /** Spacing of refreshes for unknown kids; defaults to UNKNOWN_KID_REFRESH_SPACING_MS. */
+  readonly unknownKidSpacingMs?: number;
   readonly fetchImpl?: typeof fetch;
   /** Epoch milliseconds. */
   readonly now?: () => number;
+  /** Waits this many milliseconds (of `now`'s clock); injectable for tests with a fake clock. */
+  readonly sleep?: (ms: number) => Promise<void>;
   readonly logger?: IdentityLogger;
   /** Told after every fetch (metrics); gets only the outcome class, not the issuer. */
   readonly onRefresh?: (outcome: KeySetRefreshOutcome) => void;
 }
+
+/**
+ * How soon after one unknown-kid refresh the next may start. Short, because a job whose
+ * token names a freshly rotated key waits this long at most (one invented kid may have used
+ * the previous slot just before the rotation); long enough that a flood of invented kids is
+ * at most one small GET per second at zuul-web.
+ */
+export const UNKNOWN_KID_REFRESH_SPACING_MS = 1000;
 
 /** An immutable view of one successfully fetched key set. */
 export interface KeySetSnapshot {
@@ -55,158 +75,34 @@ export interface KeySetSnapshot {
   readonly getKey: JWTVerifyGetKey;
 }
 
-/** A failure whose `reason` is a fixed phrase, safe for logs and status. */
-class KeySetFetchError extends Error {
-  constructor(
-    readonly reason: string,
-    readonly outcome: Exclude<KeySetRefreshOutcome, 'ok'>,
-  ) {
-    super(reason);
-    this.name = 'KeySetFetchError';
-  }
+interface ScheduledRefresh {
+  /** Epoch milliseconds at which the fetch starts (or started). */
+  readonly startsAt: number;
+  readonly done: Promise<boolean>;
 }
 
-/** Zuul publishes a handful of keys; a set far larger than this is not a Zuul key set. */
-const MAX_KEYS = 64;
-
-const JwksDocumentSchema = z.object({ keys: z.array(z.unknown()).max(MAX_KEYS) });
-
-/**
- * Only public members are kept: zod drops everything else, so a private member published by
- * mistake (`d`, `p`, …) never enters the cache.
- */
-const PublicJwkSchema = z.object({
-  kty: z.enum(['RSA', 'EC', 'OKP']),
-  kid: z.string().min(1).max(256),
-  use: z.string().optional(),
-  key_ops: z.array(z.string()).optional(),
-  alg: z.string().optional(),
-  n: z.string().optional(),
-  e: z.string().optional(),
-  crv: z.string().optional(),
-  x: z.string().optional(),
-  y: z.string().optional(),
-});
-type PublicJwk = z.infer<typeof PublicJwkSchema>;
-
-const ALGORITHMS_BY_KEY: Record<PublicJwk['kty'], readonly string[]> = {
-  RSA: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'],
-  EC: ['ES256', 'ES384', 'ES512'],
-  OKP: ['EdDSA', 'Ed25519'],
-};
-
-const CURVE_BY_ALGORITHM: Record<string, string> = {
-  ES256: 'P-256',
-  ES384: 'P-384',
-  ES512: 'P-521',
-};
-
-/** The algorithm this key would be used with, or undefined when the issuer may not use it. */
-function signingAlgorithm(jwk: PublicJwk, allowed: readonly string[]): string | undefined {
-  const candidates = ALGORITHMS_BY_KEY[jwk.kty].filter((alg) => allowed.includes(alg));
-  const fitting = candidates.filter((alg) => {
-    const curve = CURVE_BY_ALGORITHM[alg];
-    return curve === undefined || curve === jwk.crv;
-  });
-  if (jwk.alg !== undefined) return fitting.includes(jwk.alg) ? jwk.alg : undefined;
-  return fitting[0];
+function failureOf(error: unknown): IssuerDocumentError {
+  if (error instanceof IssuerDocumentError) return error;
+  // Only IssuerDocumentErrors carry checked text; anything else gets a fixed phrase.
+  return new IssuerDocumentError('key set fetch failed', 'unreachable');
 }
 
-/** RSA keys under 2048 bits are refused by jose at verification; drop them at load instead. */
-const MIN_RSA_MODULUS_BITS = 2048;
-
-function modulusBits(n: string): number {
-  const bytes = Buffer.from(n, 'base64url');
-  const first = bytes.findIndex((byte) => byte !== 0);
-  if (first === -1) return 0;
-  return (bytes.length - first) * 8 - Math.clz32(bytes[first] ?? 0) + 24;
-}
-
-function isUsableSignatureKey(jwk: PublicJwk): boolean {
-  if (jwk.kty === 'RSA' && (jwk.n === undefined || modulusBits(jwk.n) < MIN_RSA_MODULUS_BITS)) {
-    return false;
-  }
-  if (jwk.use !== undefined && jwk.use !== 'sig') return false;
-  return jwk.key_ops === undefined || jwk.key_ops.includes('verify');
-}
-
-/** A clean JWK object; optional members are omitted rather than set to undefined. */
-function toJwk(jwk: PublicJwk): JWK {
-  const out: JWK = { kty: jwk.kty, kid: jwk.kid };
-  for (const member of ['use', 'alg', 'n', 'e', 'crv', 'x', 'y'] as const) {
-    const value = jwk[member];
-    if (value !== undefined) out[member] = value;
-  }
-  if (jwk.key_ops !== undefined) out.key_ops = [...jwk.key_ops];
-  return out;
-}
-
-async function usableKeys(document: unknown, allowed: readonly string[]): Promise<JWK[]> {
-  const parsed = JwksDocumentSchema.safeParse(document);
-  if (!parsed.success) throw new KeySetFetchError('invalid key set', 'invalid');
-  const keys: JWK[] = [];
-  for (const candidate of parsed.data.keys) {
-    const jwk = PublicJwkSchema.safeParse(candidate);
-    if (!jwk.success || !isUsableSignatureKey(jwk.data)) continue;
-    const alg = signingAlgorithm(jwk.data, allowed);
-    if (alg === undefined) continue;
-    const clean = toJwk(jwk.data);
-    try {
-      // Importing now drops keys that would only fail later, at verification time.
-      await importJWK(clean, alg);
-    } catch {
-      continue;
-    }
-    keys.push(clean);
-  }
-  if (keys.length === 0) throw new KeySetFetchError('no usable keys', 'invalid');
-  return keys;
-}
-
-async function readCapped(response: Response, maxBytes: number): Promise<Uint8Array> {
-  const declared = Number(response.headers.get('content-length') ?? '0');
-  if (declared > maxBytes) {
-    await response.body?.cancel().catch(() => undefined);
-    throw new KeySetFetchError('response too large', 'too_large');
-  }
-  const body = response.body;
-  if (body === null) throw new KeySetFetchError('empty response', 'invalid');
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      throw new KeySetFetchError('response too large', 'too_large');
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
-}
-
-function failureOf(error: unknown): {
-  reason: string;
-  outcome: Exclude<KeySetRefreshOutcome, 'ok'>;
-} {
-  if (error instanceof KeySetFetchError) return { reason: error.reason, outcome: error.outcome };
-  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
-    return { reason: 'timeout', outcome: 'timeout' };
-  }
-  // Messages of fetch errors can carry the URL or peer details; a fixed phrase is enough.
-  return { reason: 'fetch failed', outcome: 'unreachable' };
-}
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class IssuerKeySet {
   readonly #options: IssuerKeySetOptions;
   readonly #fetch: typeof fetch;
   readonly #now: () => number;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #unknownKidSpacingMs: number;
   #snapshot: KeySetSnapshot | undefined;
   #generation = 0;
   #inFlight: Promise<boolean> | undefined;
   #lastRefetchAt = Number.NEGATIVE_INFINITY;
+  #unknownKidRefresh: ScheduledRefresh | undefined;
+  #lastUnknownKidRefreshAt = Number.NEGATIVE_INFINITY;
+  /** Found by discovery and kept until a fetch from it fails (then discovery runs again). */
+  #discoveredJwksUrl: string | undefined;
   #lastFailure: string | undefined;
   #timer: NodeJS.Timeout | undefined;
 
@@ -214,6 +110,8 @@ export class IssuerKeySet {
     this.#options = options;
     this.#fetch = options.fetchImpl ?? globalThis.fetch;
     this.#now = options.now ?? Date.now;
+    this.#sleep = options.sleep ?? realSleep;
+    this.#unknownKidSpacingMs = options.unknownKidSpacingMs ?? UNKNOWN_KID_REFRESH_SPACING_MS;
   }
 
   get issuer(): string {
@@ -241,8 +139,9 @@ export class IssuerKeySet {
   }
 
   /**
-   * An extra fetch because a token named an unknown `kid` or failed its signature check.
-   * At most one per `minRefetchIntervalSeconds`; concurrent callers share one fetch.
+   * An extra fetch because a token failed its signature check on a known kid (Zuul's key
+   * reset reuses `RS256-0` with a new key) or the cache is too old to use. At most one per
+   * `minRefetchIntervalSeconds`; concurrent callers share one fetch.
    */
   refetch(): Promise<boolean> {
     if (this.#inFlight !== undefined) return this.#inFlight;
@@ -252,6 +151,27 @@ export class IssuerKeySet {
     }
     this.#lastRefetchAt = now;
     return this.#startFetch();
+  }
+
+  /**
+   * A refresh for a token whose `kid` is not in the cache: resolves once a fetch that started
+   * no earlier than this call has finished, so a key published just before the token was
+   * minted is seen. Callers that arrive while such a fetch is still due share it; otherwise
+   * the next one is due `unknownKidSpacingMs` after the previous one started (or now).
+   */
+  refreshForUnknownKid(): Promise<boolean> {
+    const arrivedAt = this.#now();
+    const scheduled = this.#unknownKidRefresh;
+    if (scheduled !== undefined && scheduled.startsAt >= arrivedAt) return scheduled.done;
+    const startsAt = Math.max(arrivedAt, this.#lastUnknownKidRefreshAt + this.#unknownKidSpacingMs);
+    this.#lastUnknownKidRefreshAt = startsAt;
+    const done = this.#fetchAt(startsAt - arrivedAt);
+    const entry: ScheduledRefresh = { startsAt, done };
+    this.#unknownKidRefresh = entry;
+    void done.then(() => {
+      if (this.#unknownKidRefresh === entry) this.#unknownKidRefresh = undefined;
+    });
+    return done;
   }
 
   /** The cached set if it is young enough to be trusted, without any network. */
@@ -283,10 +203,12 @@ export class IssuerKeySet {
     }
     const ageSeconds = Math.max(0, Math.floor((this.#now() - snapshot.fetchedAt) / 1000));
     if (ageSeconds > this.#options.maxStaleSeconds) {
+      const last =
+        this.#lastFailure === undefined ? '' : `; last fetch failed: ${this.#lastFailure}`;
       return {
         issuer,
         status: 'failing',
-        detail: `key set is ${ageSeconds} s old, over the ${this.#options.maxStaleSeconds} s limit`,
+        detail: `key set is ${ageSeconds} s old, over the ${this.#options.maxStaleSeconds} s limit${last}`,
       };
     }
     if (this.#lastFailure !== undefined) {
@@ -297,6 +219,13 @@ export class IssuerKeySet {
       };
     }
     return { issuer, status: 'ok', detail: `key set fetched ${ageSeconds} s ago` };
+  }
+
+  /** After `delayMs`, one fetch, never beside another: a fetch still running started too early. */
+  async #fetchAt(delayMs: number): Promise<boolean> {
+    if (delayMs > 0) await this.#sleep(delayMs);
+    while (this.#inFlight !== undefined) await this.#inFlight;
+    return this.#startFetch();
   }
 
   #startFetch(): Promise<boolean> {
@@ -325,37 +254,38 @@ export class IssuerKeySet {
       this.#lastFailure = reason;
       this.#options.onRefresh?.(outcome);
       this.#options.logger?.warn(
-        { issuer: this.#options.issuer, jwksUrl: this.#options.jwksUrl, reason },
+        { issuer: this.#options.issuer, reason },
         'key set fetch failed, keeping the previous key set',
       );
       return false;
     }
   }
 
+  async #jwksUrl(): Promise<string> {
+    if (this.#options.jwksUrl !== undefined) return this.#options.jwksUrl;
+    this.#discoveredJwksUrl ??= await discoverKeySetUrl(this.#options.issuer, this.#limits());
+    return this.#discoveredJwksUrl;
+  }
+
+  #limits() {
+    const { timeoutMs, maxBytes } = this.#options;
+    return { fetchImpl: this.#fetch, timeoutMs, maxBytes };
+  }
+
   async #load(): Promise<JWK[]> {
-    const { jwksUrl, timeoutMs, maxBytes, algorithms } = this.#options;
-    // The signal also bounds reading the body, so a slow trickle cannot hold a fetch open.
-    // Redirects are not followed: the key set comes from the configured URL or not at all
-    // (a redirect could hand the issuer's trust to another host).
-    const response = await this.#fetch(jwksUrl, {
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
-      headers: { accept: 'application/json' },
-    });
-    if (response.status !== 200) {
-      await response.body?.cancel().catch(() => undefined);
-      if (response.status >= 300 && response.status < 400) {
-        throw new KeySetFetchError('redirect refused', 'redirect');
-      }
-      throw new KeySetFetchError(`http status ${response.status}`, 'http_status');
-    }
-    const bytes = await readCapped(response, maxBytes);
-    let document: unknown;
+    const url = await this.#jwksUrl();
     try {
-      document = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-    } catch {
-      throw new KeySetFetchError('invalid json', 'invalid');
+      const { json, answer } = await fetchIssuerDocument(url, this.#limits());
+      try {
+        return await usableKeys(json, this.#options.algorithms);
+      } catch (error) {
+        const { reason, outcome } = failureOf(error);
+        throw new IssuerDocumentError(`${reason} from ${shownUrl(url)} (${answer})`, outcome);
+      }
+    } catch (error) {
+      // A discovered URL that stopped working is looked up again next time (Zuul moved it?).
+      this.#discoveredJwksUrl = undefined;
+      throw error;
     }
-    return usableKeys(document, algorithms);
   }
 }

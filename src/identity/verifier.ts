@@ -33,6 +33,10 @@ export interface TokenVerifierOptions {
   readonly fetchImpl?: typeof fetch;
   /** Epoch milliseconds; injectable so tests control time. */
   readonly now?: () => number;
+  /** Waits in `now`'s clock (unknown-kid refresh spacing); injectable for tests. */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** Overrides UNKNOWN_KID_REFRESH_SPACING_MS (tests). */
+  readonly unknownKidSpacingMs?: number;
   readonly logger?: IdentityLogger;
   /** Told the outcome class of every key set fetch, of any issuer (metrics). */
   readonly onKeySetRefresh?: (outcome: KeySetRefreshOutcome) => void;
@@ -177,10 +181,6 @@ function joseFailureReason(error: errors.JOSEError): string {
   }
 }
 
-function jwksUrlOf(config: IssuerConfig): string {
-  return config.jwksUrl ?? `${config.issuer}/oidc/.well-known/jwks`;
-}
-
 export function createTokenVerifier(
   issuers: IssuerConfig[],
   opts: TokenVerifierOptions,
@@ -191,9 +191,14 @@ export function createTokenVerifier(
     if (runtimes.has(config.issuer)) throw new Error('issuer configured twice');
     const keySet = new IssuerKeySet({
       issuer: config.issuer,
-      jwksUrl: jwksUrlOf(config),
+      // Without a configured URL the key set is found by OpenID discovery (ADR 0010).
+      ...(config.jwksUrl === undefined ? {} : { jwksUrl: config.jwksUrl }),
       algorithms: config.algorithms,
       ...config.jwks,
+      ...(opts.sleep === undefined ? {} : { sleep: opts.sleep }),
+      ...(opts.unknownKidSpacingMs === undefined
+        ? {}
+        : { unknownKidSpacingMs: opts.unknownKidSpacingMs }),
       ...(opts.fetchImpl === undefined ? {} : { fetchImpl: opts.fetchImpl }),
       ...(opts.now === undefined ? {} : { now: opts.now }),
       ...(opts.logger === undefined ? {} : { logger: opts.logger }),
@@ -321,9 +326,10 @@ export function createTokenVerifier(
     if (snapshot === undefined) return unavailable('key set unavailable');
     let refetched = false;
     if (!snapshot.kids.has(kid)) {
-      // Zuul may have rotated: a new key is published before tokens signed with it arrive.
+      // Zuul may have rotated: it signs with a new key at once, never publishing it first.
+      // Wait for a refresh that starts after this request arrived (paced, single flight).
       refetched = true;
-      await keySet.refetch();
+      await keySet.refreshForUnknownKid();
       snapshot = keySet.usable();
       if (snapshot === undefined) return unavailable('key set unavailable');
       if (!snapshot.kids.has(kid)) return invalid('unknown kid');

@@ -98,7 +98,7 @@ beforeAll(async () => {
   verifier = createTokenVerifier(
     [
       issuerConfigFor(issuer, {
-        jwksUrl: `${proxy.url}/oidc/.well-known/jwks`,
+        jwksUrl: `${proxy.url}/oidc/jwks`,
         jwks: {
           timeoutMs: KEYSET_TIMEOUT_MS,
           maxBytes: 65536,
@@ -249,6 +249,32 @@ describe('the Zuul key set behind a fault proxy', () => {
     expect(answer.body.data).toEqual(CLOUDS);
     const ready = await issuersCheck();
     expect(ready).toMatchObject({ status: 200, ready: true, issuers: { status: 'ok' } });
+  });
+
+  it('a key set URL that answers HTML: /readyz and the log name the URL and what came back', async () => {
+    await proxy.setMode({ kind: 'garbage' });
+    clock.advance(60);
+    await verifier.refreshKeySets();
+    const expected = `invalid json from ${proxy.url}/oidc/jwks (200, application/json, body starts "<html><body>502 Bad Gateway (not JSON at all</bo...")`;
+    const degraded = await issuersCheck();
+    expect(degraded.issuers).toMatchObject({ status: 'degraded' });
+    expect(JSON.stringify(degraded.issuers)).toContain(JSON.stringify(expected).slice(1, -1));
+    const logged = logs
+      .entries()
+      .filter((e) => e.msg === 'key set fetch failed, keeping the previous key set');
+    expect(logged.at(-1)).toMatchObject({ issuer: issuer.issuer, reason: expected });
+  });
+
+  it('Zuul rotates its key and signs at once: the next job gets 200, even right after a forged kid', async () => {
+    // A forged token with an invented kid takes the unknown-kid refresh slot first.
+    const forged = issuer.mint({}, { header: { kid: 'RS256-999' } });
+    expect((await readSecret(forged)).status).toBe(401);
+    await issuer.rotateKey();
+    const answer = await readSecret(issuer.mint());
+    expect(answer.status).toBe(200);
+    expect(answer.body.data).toEqual(CLOUDS);
+    // Two refreshes: the forged kid's, and the one the real job waited for.
+    expect(proxy.requests).toBe(2);
   });
 
   it('exposes key set refresh outcomes on /metrics, without the issuer or its URL', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ZuulIssuerMode } from '../../../src/dev/zuul-issuer.js';
-import { IssuerKeySet } from '../../../src/identity/keyset.js';
+import { IssuerKeySet, UNKNOWN_KID_REFRESH_SPACING_MS } from '../../../src/identity/keyset.js';
 import type { ZuulTokenVerifier } from '../../../src/identity/verifier.js';
 import { createTokenVerifier } from '../../../src/identity/verifier.js';
 import {
@@ -13,12 +13,42 @@ import {
 
 const MIN_REFETCH_SECONDS = 30;
 const MAX_STALE_SECONDS = 600;
+const SPACING_MS = UNKNOWN_KID_REFRESH_SPACING_MS;
 
 let clock: FakeClock;
+let timers: FakeTimers;
 let issuer: ZuulIssuer;
 let other: ZuulIssuer;
 let verifier: ZuulTokenVerifier;
 let fetchesBefore = 0;
+
+/**
+ * Sleeps on the fake clock: a sleeper wakes when the test advances the clock past its
+ * deadline, so waiting for an unknown-kid refresh costs no real time.
+ */
+interface FakeTimers {
+  sleep(ms: number): Promise<void>;
+  /** Advances the clock by `ms` and wakes every sleeper that is due. */
+  tick(ms: number): Promise<void>;
+}
+
+function fakeTimers(on: () => FakeClock): FakeTimers {
+  let sleepers: Array<{ at: number; wake: () => void }> = [];
+  return {
+    sleep: (ms) =>
+      new Promise<void>((wake) => {
+        sleepers.push({ at: on().now() + ms, wake });
+      }),
+    async tick(ms) {
+      on().advance(ms / 1000);
+      const due = sleepers.filter((s) => s.at <= on().now());
+      sleepers = sleepers.filter((s) => s.at > on().now());
+      for (const s of due) s.wake();
+      // Let woken waiters reach their fetch before the clock moves again.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    },
+  };
+}
 
 /** Key set requests the issuer saw since this test's verifier was created. */
 function fetches(): number {
@@ -39,6 +69,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   clock = fakeClock();
+  timers = fakeTimers(() => clock);
   issuer.setMode('ok');
   other.setMode('ok');
   fetchesBefore = issuer.jwksRequests;
@@ -52,7 +83,7 @@ beforeEach(async () => {
         },
       }),
     ],
-    { maxTokenBytes: 8192, now: () => clock.now() },
+    { maxTokenBytes: 8192, now: () => clock.now(), sleep: (ms) => timers.sleep(ms) },
   );
   await verifier.refreshKeySets();
 });
@@ -106,30 +137,73 @@ describe('key rotation', () => {
   });
 });
 
-describe('refetch rate limit', () => {
-  it('allows at most one extra fetch per interval, however many unknown kids arrive', async () => {
-    const forged = (i: number) => issuer.mint({}, { header: { kid: `RS256-${100 + i}` } });
-    const concurrent = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => verifier.verify(forged(i))),
+describe('unknown kids', () => {
+  const forged = (i: number) => issuer.mint({}, { header: { kid: `RS256-${100 + i}` } });
+  const unknownKid = { ok: false, failure: { kind: 'invalid_token', reason: 'unknown kid' } };
+
+  it('a burst of unknown kids shares one refresh', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => verifier.verify(forged(i))),
     );
-    for (let i = 20; i < 40; i += 1) await verifier.verify(forged(i));
-    for (const result of concurrent) {
-      expect(result).toEqual({
-        ok: false,
-        failure: { kind: 'invalid_token', reason: 'unknown kid' },
-      });
+    for (const result of results) expect(result).toEqual(unknownKid);
+    expect(fetches()).toBe(2);
+  });
+
+  it('a flood of invented kids costs at most one key set fetch per spacing', async () => {
+    // 200 different kids over 10 s (one every 50 ms), each waiting for its refresh.
+    const FLOOD = 200;
+    const STEP_MS = 50;
+    const pending: Promise<unknown>[] = [];
+    for (let i = 0; i < FLOOD; i += 1) {
+      pending.push(verifier.verify(forged(i)));
+      await timers.tick(STEP_MS);
     }
-    expect(fetches()).toBe(2);
+    await timers.tick(SPACING_MS);
+    for (const result of await Promise.all(pending)) expect(result).toEqual(unknownKid);
+    const floodMs = FLOOD * STEP_MS;
+    expect(fetches() - 1).toBeLessThanOrEqual(1 + Math.ceil(floodMs / SPACING_MS));
+    expect(fetches() - 1).toBeGreaterThan(1);
+  });
 
-    clock.advance(MIN_REFETCH_SECONDS - 1);
-    await verifier.verify(forged(41));
+  it('a real rotation right after an invented kid is accepted after at most one spacing', async () => {
+    expect(await verifier.verify(forged(0))).toEqual(unknownKid);
     expect(fetches()).toBe(2);
-
-    clock.advance(1);
-    await Promise.all([verifier.verify(forged(42)), verifier.verify(forged(43))]);
+    // Zuul rotates a moment later and signs the next job's token with the new key at once.
+    await issuer.rotateKey();
+    await timers.tick(10);
+    const started = clock.now();
+    let settled = false;
+    const real = verifier.verify(issuer.mint()).finally(() => {
+      settled = true;
+    });
+    await timers.tick(0);
+    await timers.tick(SPACING_MS / 2);
+    expect(settled).toBe(false); // waiting for the next refresh, not refused
+    await timers.tick(SPACING_MS / 2);
+    expect((await real).ok).toBe(true);
+    expect(clock.now() - started).toBeLessThanOrEqual(SPACING_MS);
+    expect(fetches()).toBe(3);
+    // The new key is cached now: no further fetch.
+    expect((await verifier.verify(issuer.mint())).ok).toBe(true);
     expect(fetches()).toBe(3);
   });
 
+  it('a job arriving while a refresh is already due joins it', async () => {
+    await verifier.verify(forged(0));
+    await issuer.rotateKey();
+    const first = verifier.verify(issuer.mint());
+    await timers.tick(0); // it arrives now, and its refresh is due one spacing after the last
+    await timers.tick(100);
+    const second = verifier.verify(issuer.mint());
+    await timers.tick(0);
+    await timers.tick(SPACING_MS);
+    expect((await first).ok).toBe(true);
+    expect((await second).ok).toBe(true);
+    expect(fetches()).toBe(3);
+  });
+});
+
+describe('refetch rate limit', () => {
   it('also limits refetches caused by bad signatures on a known kid', async () => {
     for (let i = 0; i < 10; i += 1) {
       const forged = other.mint({ iss: issuer.issuer }, { header: { kid: issuer.kid } });
@@ -207,7 +281,7 @@ describe('IssuerKeySet', () => {
   function keySetWith(fetchImpl: typeof fetch, maxBytes = 65536): IssuerKeySet {
     return new IssuerKeySet({
       issuer: 'https://zuul.example.org',
-      jwksUrl: 'https://zuul.example.org/oidc/.well-known/jwks',
+      jwksUrl: 'https://zuul.example.org/oidc/jwks',
       algorithms: ['RS256'],
       timeoutMs: 1000,
       maxBytes,
@@ -279,7 +353,7 @@ describe('IssuerKeySet', () => {
     ];
     const keySet = new IssuerKeySet({
       issuer: 'https://zuul.example.org',
-      jwksUrl: 'https://zuul.example.org/oidc/.well-known/jwks',
+      jwksUrl: 'https://zuul.example.org/oidc/jwks',
       algorithms: ['RS256'],
       timeoutMs: 1000,
       maxBytes: 65536,

@@ -246,11 +246,19 @@ describe('canary: tokens never leak', () => {
 });
 
 describe('the dev issuer as zsb dev uses it', () => {
-  it('serves discovery and Zuul-shaped keys', async () => {
+  it("serves discovery and Zuul-shaped keys on zuul-web's routes", async () => {
     const discovery = await (
-      await fetch(`${issuer.issuer}/oidc/.well-known/openid-configuration`)
+      await fetch(`${issuer.issuer}/.well-known/openid-configuration`)
     ).json();
-    expect(discovery).toMatchObject({ issuer: issuer.issuer, jwks_uri: issuer.jwksUrl });
+    expect(discovery).toMatchObject({
+      issuer: issuer.issuer,
+      jwks_uri: `${issuer.issuer}/oidc/jwks`,
+    });
+    expect(issuer.jwksUrl).toBe(`${issuer.issuer}/oidc/jwks`);
+    // zuul-web has no discovery document under /oidc.
+    expect((await fetch(`${issuer.issuer}/oidc/.well-known/openid-configuration`)).status).toBe(
+      404,
+    );
     const jwks: unknown = await (await fetch(issuer.jwksUrl)).json();
     expect(jwks).toEqual({
       keys: [

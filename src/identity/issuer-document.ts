@@ -1,0 +1,176 @@
+/**
+ * One bounded GET of a JSON document from zuul-web: the key set or the OpenID discovery
+ * document. Bounded in time (the signal also covers reading the body) and size, redirects
+ * refused (a redirect could hand the issuer's trust to another host).
+ *
+ * zuul-web answers any unknown path with 200 and its dashboard HTML, so "200 but not what
+ * we asked for" is the common misconfiguration. Failures therefore say which URL answered
+ * and what came back (status, content type, the first bytes as printable ASCII), so an
+ * operator can tell a wrong path from a dead host in the log or in /readyz. Nothing that
+ * could be a credential is shown: the URL loses its query, and long base64-like runs in
+ * the bytes (a JWT, key material) are cut out.
+ */
+
+/** The class of one fetch's result: a closed set, safe as a metric label. */
+export type KeySetRefreshOutcome =
+  | 'ok'
+  | 'timeout'
+  | 'unreachable'
+  | 'redirect'
+  | 'http_status'
+  | 'too_large'
+  | 'invalid';
+
+/** A failure whose `reason` is built only from fixed phrases and sanitized values. */
+export class IssuerDocumentError extends Error {
+  constructor(
+    readonly reason: string,
+    readonly outcome: Exclude<KeySetRefreshOutcome, 'ok'>,
+  ) {
+    super(reason);
+    this.name = 'IssuerDocumentError';
+  }
+}
+
+export interface DocumentFetchOptions {
+  readonly fetchImpl: typeof fetch;
+  readonly timeoutMs: number;
+  readonly maxBytes: number;
+}
+
+export interface FetchedDocument {
+  readonly json: unknown;
+  /** What came back, for messages about a document that is JSON but not the one expected. */
+  readonly answer: string;
+}
+
+/** Enough to recognise HTML, an error page or the wrong JSON document. */
+const SHOWN_BYTES = 48;
+/**
+ * Runs of base64/base64url characters that may be a token, a password or key material: long
+ * ones, and shorter ones with a digit in them (words of an HTML page rarely have one).
+ */
+const CREDENTIAL_LIKE_RUN = /[A-Za-z0-9+/=_-]{20,}|[A-Za-z0-9+/=_-]*\d[A-Za-z0-9+/=_-]*/g;
+const SHORTEST_HIDDEN_RUN_WITH_DIGIT = 6;
+
+/** The URL as it may appear in logs and status: scheme, host, port and path only. */
+export function shownUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.origin}${parsed.pathname}`;
+  } catch {
+    return '(invalid url)';
+  }
+}
+
+/** The first bytes as printable ASCII (anything else becomes '.'), credential-like runs cut. */
+export function shownBytes(bytes: Uint8Array): string {
+  let text = '';
+  for (const byte of bytes.subarray(0, SHOWN_BYTES)) {
+    text += byte >= 0x20 && byte <= 0x7e ? String.fromCharCode(byte) : '.';
+  }
+  text = text.replace(CREDENTIAL_LIKE_RUN, (run) =>
+    run.length >= SHORTEST_HIDDEN_RUN_WITH_DIGIT ? '[...]' : run,
+  );
+  return bytes.length > SHOWN_BYTES ? `${text}...` : text;
+}
+
+function answerOf(status: number, contentType: string | null, bytes: Uint8Array): string {
+  const type = shownBytes(new TextEncoder().encode(contentType?.split(';')[0]?.trim() ?? ''));
+  const parts = [String(status), type === '' ? 'no content type' : type];
+  parts.push(bytes.length === 0 ? 'empty body' : `body starts "${shownBytes(bytes)}"`);
+  return parts.join(', ');
+}
+
+async function readCapped(response: Response, maxBytes: number, url: string): Promise<Uint8Array> {
+  const declared = Number(response.headers.get('content-length') ?? '0');
+  if (declared > maxBytes) {
+    await response.body?.cancel().catch(() => undefined);
+    throw new IssuerDocumentError(
+      `response too large from ${url} (over ${maxBytes} bytes)`,
+      'too_large',
+    );
+  }
+  const body = response.body;
+  if (body === null) return new Uint8Array();
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw new IssuerDocumentError(
+        `response too large from ${url} (over ${maxBytes} bytes)`,
+        'too_large',
+      );
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The start of an error answer's body, for the message; never more than a few bytes. */
+async function readStart(response: Response): Promise<Uint8Array> {
+  const reader = response.body?.getReader();
+  if (reader === undefined) return new Uint8Array();
+  try {
+    const { value } = await reader.read();
+    return value ?? new Uint8Array();
+  } catch {
+    return new Uint8Array();
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+}
+
+function failureOf(error: unknown, url: string): IssuerDocumentError {
+  if (error instanceof IssuerDocumentError) return error;
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
+    return new IssuerDocumentError(`timeout from ${url}`, 'timeout');
+  }
+  // Messages of fetch errors can carry the URL with its query or peer details: a fixed phrase.
+  return new IssuerDocumentError(`fetch failed from ${url}`, 'unreachable');
+}
+
+/** GETs `url` and parses it as JSON, or throws an IssuerDocumentError. */
+export async function fetchIssuerDocument(
+  url: string,
+  options: DocumentFetchOptions,
+): Promise<FetchedDocument> {
+  const shown = shownUrl(url);
+  try {
+    const response = await options.fetchImpl(url, {
+      redirect: 'manual',
+      signal: AbortSignal.timeout(options.timeoutMs),
+      headers: { accept: 'application/json' },
+    });
+    if (response.status >= 300 && response.status < 400) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new IssuerDocumentError(
+        `redirect refused from ${shown} (${response.status})`,
+        'redirect',
+      );
+    }
+    if (response.status !== 200) {
+      const start = await readStart(response);
+      const answer = answerOf(response.status, response.headers.get('content-type'), start);
+      throw new IssuerDocumentError(
+        `http status ${response.status} from ${shown} (${answer})`,
+        'http_status',
+      );
+    }
+    const bytes = await readCapped(response, options.maxBytes, shown);
+    const answer = answerOf(200, response.headers.get('content-type'), bytes);
+    try {
+      const json: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+      return { json, answer };
+    } catch {
+      throw new IssuerDocumentError(`invalid json from ${shown} (${answer})`, 'invalid');
+    }
+  } catch (error) {
+    throw failureOf(error, shown);
+  }
+}

@@ -58,6 +58,9 @@ export async function startBroker(
   options: StartOptions = {},
 ): Promise<RunningBroker> {
   const logger = options.logger ?? createLogger(config.log.level);
+  // Read first: a bad or non-private listener key stops the broker before it connects.
+  const tls = config.listen.tls;
+  const tlsPair = tls ? readTlsPairSync(tls) : undefined;
   // Created first: the audit log, the OpenBao client and the key sets report into it from
   // their first call.
   const metrics = createHttpMetrics({ defaultMetrics: true });
@@ -158,8 +161,6 @@ export async function startBroker(
     },
   });
 
-  const tls = config.listen.tls;
-  const tlsPair = tls ? readTlsPairSync(tls) : undefined;
   // Explicit bounds, whatever NODE_OPTIONS says (--max-http-header-size): 431 above 16 KiB.
   // Timeouts are checked every second instead of Node's 30 s, so a slow client is cut off
   // close to the configured bound.

@@ -7,11 +7,12 @@
  *
  * It has its own sink (a file, or stdout when configured so) and every method resolves
  * only once its line is written and synced: callers write the event before a secret
- * leaves the broker and serve nothing when the write fails (fail closed). It imports no
- * other module of the broker.
+ * leaves the broker and serve nothing when the write fails (fail closed). Of the broker it
+ * imports only the reading of private files (src/config/private-file.ts).
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { type FileHandle, open, readFile, stat } from 'node:fs/promises';
+import { type FileHandle, open, stat } from 'node:fs/promises';
+import { PrivateFileError, readPrivateFile } from '../config/private-file.js';
 
 /** The parts of a verified job identity the audit log records (a structural subset of JobIdentity). */
 export interface AuditIdentity {
@@ -416,8 +417,9 @@ export async function loadHmacKey(
   if (keyFile === undefined) return { key: randomBytes(32), generated: true };
   let text: string;
   try {
-    text = await readFile(keyFile, 'utf8');
+    text = (await readPrivateFile(keyFile, 'audit.hmacKeyFile')).toString('utf8');
   } catch (error) {
+    if (error instanceof PrivateFileError) throw error;
     throw new Error(`cannot read audit.hmacKeyFile: ${errorCode(error)}`);
   }
   const key = Buffer.from(text.trim(), 'utf8');

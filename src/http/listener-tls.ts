@@ -9,6 +9,10 @@ import { type FSWatcher, readFileSync, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import { PrivateFileError, readPrivateFile, readPrivateFileSync } from '../config/private-file.js';
+
+/** The configuration key of the listener's private key, for errors about it. */
+const KEY_FILE_KEY = 'listen.tls.keyFile';
 
 export interface TlsFiles {
   readonly certFile: string;
@@ -51,7 +55,10 @@ export function checkTlsPair(cert: Buffer, key: Buffer): TlsPair {
 
 /** At start: read synchronously, so a bad pair stops the broker before it listens. */
 export function readTlsPairSync(files: TlsFiles): TlsPair {
-  return checkTlsPair(readFileSync(files.certFile), readFileSync(files.keyFile));
+  return checkTlsPair(
+    readFileSync(files.certFile),
+    readPrivateFileSync(files.keyFile, KEY_FILE_KEY),
+  );
 }
 
 export interface SecureContextTarget {
@@ -89,14 +96,20 @@ export function startListenerTls(
   const load = async (): Promise<TlsReloadResult> => {
     let pair: TlsPair;
     try {
-      const [cert, key] = await Promise.all([readFile(files.certFile), readFile(files.keyFile)]);
+      const [cert, key] = await Promise.all([
+        readFile(files.certFile),
+        readPrivateFile(files.keyFile, KEY_FILE_KEY),
+      ]);
       if (cert.equals(current.cert) && key.equals(current.key)) {
         return { outcome: 'unchanged', fingerprint256: current.summary.fingerprint256 };
       }
       pair = checkTlsPair(cert, key);
       server.setSecureContext({ cert: pair.cert, key: pair.key });
     } catch (error) {
-      const reason = error instanceof TlsPairError ? error.message : reasonOf(error);
+      const reason =
+        error instanceof TlsPairError || error instanceof PrivateFileError
+          ? error.message
+          : reasonOf(error);
       options.logger.error(
         { certFile: files.certFile, keyFile: files.keyFile, reason },
         'listener certificate reload rejected; the previous certificate keeps serving',

@@ -4,6 +4,7 @@
  * the commands that act as the broker (`zsb rotate`), so both connect the same way.
  */
 import { readFileSync } from 'node:fs';
+import { readPrivateFileSync } from '../config/private-file.js';
 import { createOpenBaoClient, type OpenBaoCallObservation } from './client.js';
 import {
   type BrokerCredential,
@@ -33,7 +34,7 @@ function readTls(tls: NonNullable<OpenBaoConnectionSettings['tls']>) {
   return {
     ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
     ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
-    ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
+    ...(tls.keyFile ? { key: readPrivateFileSync(tls.keyFile, 'openbao.tls.keyFile') } : {}),
   };
 }
 

@@ -5,6 +5,7 @@
  * /readyz so an expired credential drains the instance instead of failing every fetch.
  */
 import { readFileSync } from 'node:fs';
+import { PrivateFileError, readPrivateFileSync } from '../config/private-file.js';
 import type { OpenBaoAdmin } from './client.js';
 
 export type CredentialAuth =
@@ -35,12 +36,19 @@ export interface CredentialLogger {
 
 const RETRY_MS = [1000, 5000, 15000, 30000, 60000];
 
-/** A one-line secret from a file; the error names the file and errno, never the content. */
-export function readSecretFile(file: string, what: string): string {
+/**
+ * A one-line secret from a file; the error names the file and errno, never the content.
+ * With `key` (the configuration key that names the file), a file that group or others may
+ * access is refused (src/config/private-file.ts), at start and on every later read.
+ */
+export function readSecretFile(file: string, what: string, key?: string): string {
   let value: string;
   try {
-    value = readFileSync(file, 'utf8').trim();
+    value = (key === undefined ? readFileSync(file) : readPrivateFileSync(file, key))
+      .toString('utf8')
+      .trim();
   } catch (error) {
+    if (error instanceof PrivateFileError) throw error;
     throw new Error(
       `cannot read ${what} file ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
     );
@@ -66,7 +74,7 @@ export async function startBrokerCredential(
 
   async function acquire(): Promise<void> {
     if (auth.method === 'token') {
-      token = readSecretFile(auth.tokenFile, 'OpenBao token');
+      token = readSecretFile(auth.tokenFile, 'OpenBao token', 'openbao.auth.tokenFile');
       const self = await admin.lookupSelf(token);
       expiresAt = self.ttlSeconds > 0 ? now() + self.ttlSeconds * 1000 : Number.POSITIVE_INFINITY;
       renewable = self.renewable;
@@ -74,7 +82,7 @@ export async function startBrokerCredential(
       const login = await admin.appRoleLogin(
         auth.mount,
         readSecretFile(auth.roleIdFile, 'AppRole role id'),
-        readSecretFile(auth.secretIdFile, 'AppRole secret id'),
+        readSecretFile(auth.secretIdFile, 'AppRole secret id', 'openbao.auth.secretIdFile'),
       );
       token = login.token;
       expiresAt = login.ttlSeconds > 0 ? now() + login.ttlSeconds * 1000 : Number.POSITIVE_INFINITY;

@@ -4,7 +4,7 @@
  * working through its own rotation: its token expires within seconds, so its next login
  * must use the new secret-id.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -159,6 +159,10 @@ describe('rotations inside the broker', () => {
     );
     await writeFile(path.join(fx.dir, 'role-id'), roleId);
     await writeFile(path.join(fx.dir, 'secret-id'), firstSecretId, { mode: 0o600 });
+    // Left by an earlier run that crashed, readable by everyone: the rotation must not
+    // inherit its mode (the broker refuses a secret-id file others can read).
+    await writeFile(path.join(fx.dir, 'secret-id.zsb-rotating'), 'stale', { mode: 0o644 });
+    await chmod(path.join(fx.dir, 'secret-id.zsb-rotating'), 0o644);
 
     broker = await startBroker(
       parseConfig({
@@ -218,6 +222,7 @@ describe('rotations inside the broker', () => {
       return s?.lastOutcome === 'rotated' ? s : undefined;
     });
     const newSecretId = (await readFile(path.join(fx.dir, 'secret-id'), 'utf8')).trim();
+    expect((await stat(path.join(fx.dir, 'secret-id'))).mode & 0o777).toBe(0o600);
     expect(newSecretId).not.toBe(firstSecretId);
     expect((await appRoleLogin(firstSecretId)).status).toBe(400);
     expect((await appRoleLogin(newSecretId)).status).toBe(200);

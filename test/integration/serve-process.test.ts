@@ -1,10 +1,11 @@
 /** `zsb serve` as a real process: starts from a config file, serves, exits 0 on SIGTERM. */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
 import { canaryValue } from '../support/canary.js';
+import { issueCertificate, makeCa } from '../support/certs.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { until } from '../support/http.js';
 import { cloudsPolicy } from '../support/kv-broker.js';
@@ -20,6 +21,7 @@ async function writeServeConfig(
   issuerUrl: string,
   policies: string,
   extra: string[] = [],
+  listen = '{ host: 127.0.0.1, port: 0 }',
 ) {
   const token = await bao.admin.createToken({ policies: ['default'], ttlSeconds: 600 });
   const tokenFile = path.join(into, 'token');
@@ -28,7 +30,7 @@ async function writeServeConfig(
   await writeFile(
     config,
     [
-      'listen: { host: 127.0.0.1, port: 0 }',
+      `listen: ${listen}`,
       `issuers: [{ issuer: "${issuerUrl}", audience: "https://secrets.example.org" }]`,
       `openbao: { address: "${bao.address}", auth: { method: token, tokenFile: "${tokenFile}" } }`,
       `policies: "${policies}"`,
@@ -71,6 +73,52 @@ it('refuses to start with an invalid configuration, naming the key', async () =>
   expect(result.stderr).toContain('issuers: must be at least 1');
   expect(result.stderr).toContain('openbao.address');
 });
+
+it.each([
+  ['openbao.auth.tokenFile', 'token', 0o644],
+  ['audit.hmacKeyFile', 'hmac-key', 0o640],
+  ['listen.tls.keyFile', 'tls.key', 0o604],
+])(
+  'refuses to start when %s is readable by group or others',
+  async (key, name, mode) => {
+    const work = await mkdtemp(path.join(tmpdir(), 'zsb-modes-'));
+    try {
+      const ca = await makeCa(work, 'ca');
+      const tls = await issueCertificate(
+        work,
+        ca,
+        'tls',
+        '127.0.0.1',
+        'subjectAltName=IP:127.0.0.1\n',
+      );
+      const hmacKey = path.join(work, 'hmac-key');
+      const hmacValue = canaryValue('hmac-key');
+      await writeFile(hmacKey, hmacValue, { mode: 0o600 });
+      const config = await writeServeConfig(
+        work,
+        'https://zuul.example.org',
+        path.join(ROOT, 'policies'),
+        [`audit: { stdout: true, hmacKeyFile: "${hmacKey}" }`],
+        `{ host: 127.0.0.1, port: 0, tls: { certFile: "${tls.cert}", keyFile: "${tls.key}" } }`,
+      );
+      const file = path.join(work, name);
+      await chmod(file, mode);
+      const result = await runZsb(['serve', '--config', config], { cwd: work });
+      expect(result.code).toBe(1);
+      const octal = `0${mode.toString(8)}`;
+      expect(result.stderr).toContain(
+        `${key}: ${file} is accessible to group or others (mode ${octal})`,
+      );
+      expect(result.stderr).toContain(`chmod 600 ${file}`);
+      expect(result.stdout).not.toContain('broker listening');
+      expect(result.stderr).not.toContain(hmacValue);
+      expect(result.stderr).not.toContain(await readFile(path.join(work, 'token'), 'utf8'));
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  },
+  30000,
+);
 
 it('exits 2 on a usage error', async () => {
   const result = await runZsb(['serve', '--no-such-flag'], { cwd: ROOT });

@@ -6,7 +6,7 @@
  * login reads the file again (src/openbao/credential.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, renameSync, writeFileSync } from 'node:fs';
 import { readSecretFile } from '../../openbao/credential.js';
 import { OpenBaoError } from '../../openbao/errors.js';
 import type { RotationTargets, TokenAdmin } from '../../openbao/interface.js';
@@ -97,6 +97,8 @@ export function createBrokerAppRoleDriver(
         throw new ConflictError('the secret-id file changed during the rotation');
       const temporary = `${target.secretIdFile}.zsb-rotating`;
       writeFileSync(temporary, `${secretId}\n`, { mode: 0o600 });
+      // `mode` applies only to a file it creates: one left by a crash keeps its own.
+      chmodSync(temporary, 0o600);
       renameSync(temporary, target.secretIdFile);
       return marker;
     },

@@ -1,6 +1,6 @@
 /** The audit event shapes, the HMAC of lease ids and accessors, and the file sink. */
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -190,11 +190,21 @@ describe('HMAC key', () => {
   it('is HMAC-SHA256 under the configured key, trimmed, and refuses short keys', async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'zsb-audit-key-'));
     const file = path.join(dir, 'key');
-    await writeFile(file, `  ${KEY.toString('utf8')}\n`);
+    await writeFile(file, `  ${KEY.toString('utf8')}\n`, { mode: 0o600 });
     const loaded = await loadHmacKey(file);
     expect(loaded).toEqual({ key: KEY, generated: false });
     await writeFile(file, 'short');
     await expect(loadHmacKey(file)).rejects.toThrow('at least 32 bytes');
+    // Readable by others: refused, naming the key, the file and its mode, never the key.
+    await writeFile(file, KEY);
+    await chmod(file, 0o644);
+    const refused = await loadHmacKey(file).catch((e: unknown) => e as Error);
+    expect(refused).toBeInstanceOf(Error);
+    expect((refused as Error).message).toMatch(
+      /^audit\.hmacKeyFile: .*\/key is accessible to group or others \(mode 0644\).*chmod 600/,
+    );
+    expect((refused as Error).message).not.toContain(KEY.toString('utf8'));
+    await chmod(file, 0o600);
     await expect(loadHmacKey(path.join(dir, 'missing'))).rejects.toThrow('ENOENT');
     expect(() =>
       createAuditLog({

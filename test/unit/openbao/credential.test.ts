@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -29,9 +29,9 @@ let dir: string;
 beforeEach(async () => {
   vi.useFakeTimers();
   dir = await mkdtemp(path.join(tmpdir(), 'zsb-cred-'));
-  await writeFile(path.join(dir, 'token'), 'file-token\n');
+  await writeFile(path.join(dir, 'token'), 'file-token\n', { mode: 0o600 });
   await writeFile(path.join(dir, 'role'), 'role-id');
-  await writeFile(path.join(dir, 'secret'), 'secret-id');
+  await writeFile(path.join(dir, 'secret'), 'secret-id', { mode: 0o600 });
 });
 afterEach(() => {
   vi.useRealTimers();
@@ -92,6 +92,61 @@ describe('broker credential', () => {
     await vi.advanceTimersByTimeAsync(200_000);
     expect(cred.status().status).toBe('failing');
     expect(cred.status().detail).not.toContain('file-token');
+    cred.stop();
+  });
+
+  it.each(['0644', '0640', '0604', '0660'])(
+    'refuses a token file of mode %s at start, naming the key, the file, its mode and the fix',
+    async (octal) => {
+      const mode = Number.parseInt(octal, 8);
+      const file = path.join(dir, 'token');
+      await chmod(file, mode);
+      const error = await startBrokerCredential(
+        new FakeAdmin() as unknown as OpenBaoAdmin,
+        { method: 'token', tokenFile: file },
+        quiet,
+        Date.now,
+      ).catch((e: unknown) => e as Error);
+      expect(error).toBeInstanceOf(Error);
+      const message = (error as Error).message;
+      expect(message).toContain('openbao.auth.tokenFile');
+      expect(message).toContain(file);
+      expect(message).toContain(`mode 0${mode.toString(8)}`);
+      expect(message).toContain(`chmod 600 ${file}`);
+      expect(message).not.toContain('file-token');
+    },
+  );
+
+  it('refuses a group-readable AppRole secret-id, also when it changes after start', async () => {
+    const admin = new FakeAdmin();
+    const auth = {
+      method: 'approle',
+      roleIdFile: path.join(dir, 'role'),
+      secretIdFile: path.join(dir, 'secret'),
+      mount: 'approle',
+    } as const;
+    await chmod(auth.secretIdFile, 0o640);
+    await expect(
+      startBrokerCredential(admin as unknown as OpenBaoAdmin, auth, quiet, Date.now),
+    ).rejects.toThrow(/openbao\.auth\.secretIdFile: .* \(mode 0640\)/);
+    await chmod(auth.secretIdFile, 0o600);
+    const errors: string[] = [];
+    const cred = await startBrokerCredential(
+      admin as unknown as OpenBaoAdmin,
+      auth,
+      { ...quiet, error: (_o: object, message: string) => errors.push(message) },
+      Date.now,
+    );
+    // A new secret-id file, written readable by everyone: the next login refuses it and
+    // the current token keeps serving until it expires.
+    await writeFile(auth.secretIdFile, 'secret-id-2', { mode: 0o644 });
+    await chmod(auth.secretIdFile, 0o644);
+    await vi.advanceTimersByTimeAsync(401_000);
+    expect(admin.logins).toBe(1);
+    expect(cred.token()).toBe('approle-token-1');
+    expect(cred.status().status).toBe('degraded');
+    expect(errors.join('\n')).toContain('mode 0644');
+    expect(errors.join('\n')).not.toContain('secret-id-2');
     cred.stop();
   });
 });

@@ -1,0 +1,49 @@
+/**
+ * Files that hold a secret the configuration names (the OpenBao token, the AppRole
+ * secret-id, the audit HMAC key, TLS private keys) must be accessible to their owner only,
+ * as OpenSSH insists for private keys: a token that every local user can read is not a
+ * secret. They are read through one descriptor, so the mode checked is the mode of the
+ * content read (a symlink, as Kubernetes volumes use, is judged by its target).
+ */
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+
+/** The file is readable by group or others. The message names key, path, mode and the fix. */
+export class PrivateFileError extends Error {
+  override readonly name = 'PrivateFileError';
+}
+
+/** Why `mode` is not private enough for the secret file at `key`, or undefined. */
+export function privateModeProblem(mode: number, file: string, key: string): string | undefined {
+  const permissions = mode & 0o777;
+  if ((permissions & 0o077) === 0) return undefined;
+  const octal = `0${permissions.toString(8).padStart(3, '0')}`;
+  return (
+    `${key}: ${file} is accessible to group or others (mode ${octal}) but holds a secret; ` +
+    `make it private to the broker's user: chmod 600 ${file}`
+  );
+}
+
+/** Reads a secret file, refusing it (PrivateFileError) when group or others may access it. */
+export function readPrivateFileSync(file: string, key: string): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const problem = privateModeProblem(fstatSync(fd).mode, file, key);
+    if (problem !== undefined) throw new PrivateFileError(problem);
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** As readPrivateFileSync, without blocking (reloads while serving). */
+export async function readPrivateFile(file: string, key: string): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const problem = privateModeProblem((await handle.stat()).mode, file, key);
+    if (problem !== undefined) throw new PrivateFileError(problem);
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}

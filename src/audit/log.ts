@@ -86,6 +86,19 @@ export interface RotatedEvent {
   readonly reason?: string;
 }
 
+/** For backups (src/backup/): one event per backup run that took or tried a snapshot. */
+export interface BackupEvent {
+  readonly outcome: 'verified' | 'failed';
+  readonly trigger: 'schedule' | 'manual';
+  /** The snapshot file's name, its SHA-256 and size, when one was written. */
+  readonly file?: string;
+  readonly sha256?: string;
+  readonly bytes?: number;
+  /** The stage that failed and a value-free reason. */
+  readonly stage?: string;
+  readonly reason?: string;
+}
+
 /**
  * The audit log as the rest of the broker sees it. Every method resolves once the event is
  * durably written and rejects with AuditUnavailableError otherwise; a caller about to
@@ -96,6 +109,7 @@ export interface AuditLog {
   denied(event: DeniedEvent): Promise<void>;
   revoked(event: RevokedEvent): Promise<void>;
   rotated(event: RotatedEvent): Promise<void>;
+  backup(event: BackupEvent): Promise<void>;
   /**
    * For /readyz: `failing` while the last write failed (detail: its cause, an errno code or
    * a timeout, never data), else `ok`. While failing, a call writes an `audit.probe` event
@@ -382,6 +396,17 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
         ...(e.version === undefined ? {} : { version: e.version }),
         leases: hmacAll(e.leaseIds),
         accessors: hmacAll(e.accessors),
+        ...(e.reason === undefined ? {} : { reason: e.reason }),
+      }),
+    backup: (e) =>
+      write({
+        event: 'backup.snapshot',
+        outcome: e.outcome,
+        trigger: e.trigger,
+        ...(e.file === undefined ? {} : { file: e.file }),
+        ...(e.sha256 === undefined ? {} : { sha256: e.sha256 }),
+        ...(e.bytes === undefined ? {} : { bytes: e.bytes }),
+        ...(e.stage === undefined ? {} : { stage: e.stage }),
         ...(e.reason === undefined ? {} : { reason: e.reason }),
       }),
     status: async () => {

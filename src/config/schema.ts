@@ -106,6 +106,64 @@ const AuthSchema = z.discriminatedUnion('method', [
     .strict(),
 ]);
 
+/** `backup:` (docs/backup-and-restore.md): scheduled, verified raft snapshots. */
+const BackupSchema = z
+  .object({
+    /** Run due backups inside `zsb serve` (any number of instances: a lock picks one). */
+    enabled: z.boolean().default(true),
+    /** Where snapshots and manifests are written (never next to the seal key). */
+    directory: z.string().min(1),
+    /** A cron expression (UTC) or an interval (`every`: seconds or `6h`); exactly one. */
+    schedule: z.string().min(1).optional(),
+    every: z.union([z.number().int().positive(), z.string().min(1)]).optional(),
+    checkIntervalSeconds: seconds(60, 86400),
+    lockTtlSeconds: seconds(900, 86400),
+    /** Largest snapshot accepted, and the deadline of one download. */
+    maxSnapshotBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(8 * 2 ** 30),
+    snapshotTimeoutSeconds: seconds(600, 86400),
+    retention: z
+      .object({
+        hourly: z.number().int().min(0).max(10000).default(24),
+        daily: z.number().int().min(0).max(10000).default(7),
+        weekly: z.number().int().min(0).max(10000).default(4),
+        /** Failed or unverified snapshots newer than the newest verified one, kept to examine. */
+        unverified: z.number().int().min(0).max(100).default(2),
+      })
+      .strict()
+      .default({ hourly: 24, daily: 7, weekly: 4, unverified: 2 }),
+    verify: z
+      .object({
+        /** The static seal key of the cluster (32 bytes) and its `current_key_id`. */
+        sealKeyFile: z.string().min(1),
+        sealKeyId: z.string().min(1),
+        /** The bao binary for the scratch node; the pinned .venv-bao/bin/bao otherwise. */
+        baoBinary: z.string().min(1).optional(),
+        /** A token of the cluster to read the restored canary with; the broker's own otherwise. */
+        tokenFile: z.string().min(1).optional(),
+        timeoutSeconds: seconds(300, 3600),
+        /** Parent of the scratch node's directory (needs room for one restored snapshot). */
+        scratchDir: z.string().min(1).optional(),
+      })
+      .strict(),
+    /** Run after each verified backup with the snapshot and manifest paths appended. */
+    hook: z
+      .object({
+        command: z.array(z.string().min(1)).min(1),
+        timeoutSeconds: seconds(600, 86400),
+        env: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), z.string()).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((b) => Boolean(b.schedule) !== (b.every !== undefined), {
+    message: 'set exactly one of schedule or every',
+  });
+
 export const ConfigSchema = z
   .object({
     listen: z
@@ -231,6 +289,7 @@ export const ConfigSchema = z
         message: 'set exactly one of file or stdout: true',
       })
       .default({ stdout: true, writeTimeoutMs: 5000 }),
+    backup: BackupSchema.optional(),
   })
   .strict()
   .refine((c) => c.rotation.brokerSecretId === undefined || c.openbao.auth.method === 'approle', {

@@ -146,3 +146,35 @@ export interface DynamicIssuer {
   /** Revokes one lease (`sys/leases/revoke`). */
   revokeLease(leaseId: string): Promise<void>;
 }
+
+/** Cluster identity, from `sys/health` (any unsealed node answers). */
+export interface ClusterInfo {
+  readonly clusterId: string;
+  readonly clusterName: string;
+  readonly version: string;
+}
+
+/** Why OpenBao refused a snapshot restore (openbao-ha.md §2.4), in our words. */
+export type SnapshotRestoreRejection =
+  | 'wrong-seal'
+  | 'unreadable'
+  | 'altered'
+  | 'permission-denied'
+  | 'rejected';
+
+/**
+ * Raft snapshots, streamed to and from files (src/openbao/snapshot.ts): they are larger than
+ * any JSON answer the client reads into memory.
+ */
+export interface RaftSnapshots {
+  /** `GET sys/storage/raft/snapshot` into `destination` (not ended on failure), size-capped. */
+  saveSnapshot(
+    destination: import('node:stream').Writable,
+  ): Promise<{ readonly bytes: number; readonly sha256: string }>;
+  /**
+   * `POST sys/storage/raft/snapshot` (no -force: a snapshot of another seal is refused) with
+   * `token`, which needs sudo on that path; to `address` when given. Sent once, never repeated.
+   */
+  restoreSnapshot(file: string, token: string, address?: string): Promise<void>;
+  clusterInfo(): Promise<ClusterInfo>;
+}

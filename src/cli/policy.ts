@@ -8,18 +8,63 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { decodeJwt } from 'jose';
 import { loadConfigFile } from '../config/load.js';
-import { type Config, DEFAULT_MAX_TTL_SECONDS } from '../config/schema.js';
+import { type Config, DEFAULT_MAX_TTL_SECONDS, IssuerConfigSchema } from '../config/schema.js';
 import { parseSubject } from '../identity/subject.js';
 import { createOpenBaoClient } from '../openbao/client.js';
 import { compileOpenBaoSetup, DEFAULT_COMPILE_OPTIONS } from '../policy/compile.js';
+import { configProjectWarnings } from '../policy/config-projects.js';
 import { type Explanation, explain } from '../policy/explain.js';
 import { formatProblem, loadPolicyDir } from '../policy/load.js';
 import { loadPolicyTests, runPolicyTests } from '../policy/test-runner.js';
-import type { PolicySet, PolicySubject } from '../policy/types.js';
+import type { PolicySet, PolicySubject, PolicyWarning, ZuulTenantFacts } from '../policy/types.js';
+import { mergeZuulFacts } from '../policy/zuul-section.js';
+import { fetchConfigProjects } from '../zuul/tenant-projects.js';
 
 interface PolicyOptions {
   readonly policies?: string;
   readonly config?: string;
+}
+
+interface ZuulOptions {
+  readonly zuulUrl?: string;
+  readonly tenant?: string[];
+}
+
+function at(w: PolicyWarning): string {
+  return `${w.location.file}:${w.location.line}:${w.location.column}`;
+}
+
+/** Tenants a grant names literally: the ones worth asking zuul-web about. */
+function pinnedTenants(set: PolicySet): string[] {
+  const tenants = new Set(set.zuul?.configProjects.keys() ?? []);
+  for (const grant of set.grants) {
+    for (const tenant of grant.match.tenant ?? []) if (!tenant.includes('*')) tenants.add(tenant);
+  }
+  return [...tenants].sort();
+}
+
+/**
+ * The policy directory's `zuul:` facts, plus the config projects zuul-web lists when
+ * `--zuul-url` is given (for `--tenant`, else `fallbackTenants`).
+ */
+async function zuulFacts(
+  set: PolicySet,
+  options: ZuulOptions,
+  fallbackTenants: readonly string[],
+): Promise<ZuulTenantFacts | undefined> {
+  if (options.zuulUrl === undefined) return set.zuul;
+  const base = options.zuulUrl.replace(/\/+$/, '');
+  // The configuration's rule for URLs: https, plain http only to loopback, no credentials.
+  const safe = IssuerConfigSchema.shape.jwksUrl.safeParse(base).success;
+  if (!safe || new URL(base).search || new URL(base).hash) {
+    throw new Error(
+      "--zuul-url must be zuul-web's https root (plain http only to loopback), without credentials, query or fragment",
+    );
+  }
+  const tenants = options.tenant?.length ? options.tenant : fallbackTenants;
+  const fetched = new Map<string, Set<string>>();
+  for (const tenant of tenants) fetched.set(tenant, await fetchConfigProjects(base, tenant));
+  return mergeZuulFacts(set.zuul?.configProjects, fetched);
 }
 
 function settings(
@@ -103,7 +148,9 @@ function printExplanation(e: Explanation): void {
   }
   if (e.warnings.length > 0) {
     out.push('', 'Warnings');
-    for (const w of e.warnings) out.push(`  ${w.kind}: grant ${w.grant}: ${w.message}`);
+    for (const w of e.warnings) {
+      out.push(`  ${w.kind}: grant ${w.grant}: ${w.message}  [${at(w)}]`);
+    }
   }
   process.stdout.write(`${out.join('\n')}\n`);
 }
@@ -118,13 +165,23 @@ export function registerPolicyCommands(program: Command): void {
     .argument('[dir]', 'policy directory')
     .option('--policies <dir>', 'policy directory (same as DIR)')
     .option('--config <file>', 'broker configuration (for `policies` and `maxTtlSeconds`)')
-    .description('validate every policy file; exit 1 with file:line:col: message per problem')
-    .action(async (dir: string | undefined, options: PolicyOptions) => {
+    .option('--zuul-url <url>', "zuul-web's root: also ask it which projects are config projects")
+    .option('--tenant <name...>', 'tenants to ask zuul-web about (default: tenants the grants pin)')
+    .description(
+      "validate every policy file; exit 1 with file:line:col: message per problem; warn (file:line:col: warning CODE: …) about grants that reach a config project's token secret by project alone",
+    )
+    .action(async (dir: string | undefined, options: PolicyOptions & ZuulOptions) => {
       const s = settings(dir, options);
       const set = await loadOrReport(s.dir, s.maxTtlSeconds);
       if (set === undefined) return;
+      const facts = await zuulFacts(set, options, pinnedTenants(set));
+      const warnings = set.grants.flatMap((g) => configProjectWarnings(g, facts));
+      for (const w of warnings) {
+        process.stderr.write(`${at(w)}: warning ${w.kind}: grant '${w.grant}' ${w.message}\n`);
+      }
+      const warned = warnings.length === 0 ? '' : `, ${warnings.length} warnings`;
       process.stdout.write(
-        `${s.dir}: ok (${set.secrets.size} secrets, ${set.grants.length} grants, ${set.rotations.length} rotations in ${set.files.length} files)\n`,
+        `${s.dir}: ok (${set.secrets.size} secrets, ${set.grants.length} grants, ${set.rotations.length} rotations in ${set.files.length} files${warned})\n`,
       );
     });
 
@@ -167,11 +224,13 @@ export function registerPolicyCommands(program: Command): void {
     .option('--policies <dir>', 'policy directory')
     .option('--config <file>', 'broker configuration')
     .option('--json', 'machine-readable output')
+    .option('--zuul-url <url>', "zuul-web's root: also ask it which projects are config projects")
+    .option('--tenant <name...>', "tenants to ask zuul-web about (default: the identity's)")
     .description('which grants match an identity, which secrets it gets and why others are denied')
     .action(
       async (
         names: string[],
-        options: PolicyOptions & { token?: string; claims?: string; json?: boolean },
+        options: PolicyOptions & ZuulOptions & { token?: string; claims?: string; json?: boolean },
       ) => {
         if ((options.token === undefined) === (options.claims === undefined)) {
           throw new Error('give exactly one of --token JWT or --claims FILE');
@@ -194,7 +253,9 @@ export function registerPolicyCommands(program: Command): void {
         const s = settings(undefined, options);
         const set = await loadOrReport(s.dir, s.maxTtlSeconds);
         if (set === undefined) return;
-        const result = explain(set, subjectFromClaims(claims), names);
+        const subject = subjectFromClaims(claims);
+        const facts = await zuulFacts(set, options, [subject.tenant]);
+        const result = explain(set, subject, names, facts);
         if (options.json) {
           const { identity, grants, secrets, warnings } = result;
           const json = {
@@ -205,7 +266,12 @@ export function registerPolicyCommands(program: Command): void {
               failedField: g.failedField,
             })),
             secrets,
-            warnings,
+            warnings: warnings.map((w) => ({
+              grant: w.grant,
+              kind: w.kind,
+              message: w.message,
+              location: at(w),
+            })),
           };
           process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
         } else {

@@ -2,18 +2,23 @@
  * `zsb policy explain`: for one identity, which grants match and which do not (with the
  * first field that failed), what each secret's decision is and which grant decides it,
  * and warnings about grants that are easy to reach: from pre-merge pipelines, narrowed
- * only by names a change author chooses (job, playbook), or spanning tenants.
+ * only by names a change author chooses (job, playbook), spanning tenants, or matching a
+ * config project's shared token secret without pinning the job (config-projects.ts).
  */
+import { configProjectWarnings } from './config-projects.js';
 import { decide, matchGrant } from './decide.js';
-import type { Grant, MatchField, PolicySet, PolicySubject, WrapMode } from './types.js';
+import type {
+  Grant,
+  MatchField,
+  PolicySet,
+  PolicySubject,
+  PolicyWarning,
+  WrapMode,
+  ZuulTenantFacts,
+} from './types.js';
 
-export type WarningKind = 'pre-merge' | 'weak-narrowing' | 'cross-tenant';
-
-export interface ExplainWarning {
-  readonly grant: string;
-  readonly kind: WarningKind;
-  readonly message: string;
-}
+export type { WarningKind } from './types.js';
+export type ExplainWarning = PolicyWarning;
 
 export interface GrantExplanation {
   readonly name: string;
@@ -58,13 +63,16 @@ function isLiteral(pattern: string): boolean {
 }
 
 /** Warnings depend only on the grant, not on the identity being explained. */
-export function grantWarnings(grant: Grant): ExplainWarning[] {
+export function grantWarnings(grant: Grant, zuul?: ZuulTenantFacts): ExplainWarning[] {
   const warnings: ExplainWarning[] = [];
+  const at = (field?: MatchField) =>
+    (field === undefined ? undefined : grant.matchLocations?.[field]) ?? grant.location;
   const pipelines = grant.match.pipeline;
   if (pipelines === undefined) {
     warnings.push({
       grant: grant.name,
       kind: 'pre-merge',
+      location: at(),
       message:
         'no pipeline is pinned: jobs in check/gate, whose definition may come from an unreviewed change, can reach its secrets',
     });
@@ -74,6 +82,7 @@ export function grantWarnings(grant: Grant): ExplainWarning[] {
       warnings.push({
         grant: grant.name,
         kind: 'pre-merge',
+        location: at('pipeline'),
         message: `pipeline ${open.map((p) => `'${p}'`).join(', ')} admits pre-merge jobs, whose definition may come from an unreviewed change`,
       });
     }
@@ -82,6 +91,7 @@ export function grantWarnings(grant: Grant): ExplainWarning[] {
     warnings.push({
       grant: grant.name,
       kind: 'weak-narrowing',
+      location: at(),
       message:
         grant.match.job === undefined && grant.match.playbook === undefined
           ? 'the grant matches every job of every configured issuer'
@@ -93,19 +103,26 @@ export function grantWarnings(grant: Grant): ExplainWarning[] {
     warnings.push({
       grant: grant.name,
       kind: 'cross-tenant',
+      location: at('tenant'),
       message:
         tenants === undefined
           ? 'no tenant is pinned: projects of every tenant can match'
           : 'the tenant pattern spans several tenants',
     });
   }
+  warnings.push(...configProjectWarnings(grant, zuul));
   return warnings;
 }
 
+/**
+ * `zuul` adds to (or stands in for) the policy directory's own `zuul:` facts, e.g. the
+ * config projects zuul-web listed.
+ */
 export function explain(
   set: PolicySet,
   subject: PolicySubject,
   names: readonly string[] = [],
+  zuul: ZuulTenantFacts | undefined = set.zuul,
 ): Explanation {
   const considered = names.length > 0 ? [...names] : [...set.secrets.keys()].sort();
   const grants = set.grants.map((g): GrantExplanation => {
@@ -146,6 +163,6 @@ export function explain(
     identity: subject,
     grants,
     secrets: Object.fromEntries(secrets),
-    warnings: relevant.flatMap(grantWarnings),
+    warnings: relevant.flatMap((g) => grantWarnings(g, zuul)),
   };
 }

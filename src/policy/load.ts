@@ -27,6 +27,7 @@ import type {
   SourceLocation,
 } from './types.js';
 import { MATCH_FIELDS } from './types.js';
+import { mergeZuulFacts, readZuulSection, ZuulSectionSchema } from './zuul-section.js';
 
 /**
  * Secret and grant names: 1–128 characters, lowercase letters, digits, `.`, `_`,
@@ -161,6 +162,7 @@ const PolicyFileSchema = z
     secrets: z.record(z.string(), SecretSchema).nullable().optional(),
     grants: z.array(GrantSchema).nullable().optional(),
     rotations: z.array(RotationSchema).nullable().optional(),
+    zuul: ZuulSectionSchema.nullable().optional(),
   })
   .strict();
 
@@ -189,6 +191,7 @@ interface FileContribution {
   readonly secrets: readonly SecretDefinition[];
   readonly grants: readonly GrantEntry[];
   readonly rotations: readonly Rotation[];
+  readonly configProjects: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 class FileChecker {
@@ -226,7 +229,11 @@ class FileChecker {
       const rotation = this.rotation(i, raw);
       if (rotation !== undefined) rotations.push(rotation);
     }
-    return { declaredSecrets, secrets, grants, rotations };
+    const configProjects =
+      data.zuul === null || data.zuul === undefined
+        ? new Map<string, Set<string>>()
+        : readZuulSection(data.zuul, (path, problem) => this.check(path, problem));
+    return { declaredSecrets, secrets, grants, rotations, configProjects };
   }
 
   private secret(name: string, raw: SecretData): SecretDefinition | undefined {
@@ -304,9 +311,11 @@ class FileChecker {
     }
 
     const match: Partial<Record<MatchField, readonly string[]>> = {};
+    const matchLocations: Partial<Record<MatchField, SourceLocation>> = {};
     for (const field of MATCH_FIELDS) {
       const value = raw.match[field];
       if (value === undefined) continue;
+      matchLocations[field] = this.source.locate([...base, 'match', field]);
       const patterns = typeof value === 'string' ? [value] : value;
       patterns.forEach((pattern, j) => {
         const path =
@@ -354,6 +363,7 @@ class FileChecker {
     const grant: Grant = Object.freeze({
       name: raw.name,
       match: Object.freeze(match),
+      matchLocations: Object.freeze(matchLocations),
       allow: Object.freeze([...raw.allow]),
       ttlSeconds,
       wrap: raw.wrap ?? 'optional',
@@ -611,11 +621,13 @@ export function parsePolicyFiles(files: readonly SourceFile[], opts: LoadOptions
     const order = new Map(files.map((f, i) => [f.name, i]));
     return { ok: false, problems: Object.freeze(problems.sort(compareProblems(order))) };
   }
+  const zuul = mergeZuulFacts(...contributions.map((c) => c.configProjects));
   const set: PolicySet = Object.freeze({
     secrets,
     grants: Object.freeze(grants),
     rotations: Object.freeze(rotations),
     files: Object.freeze(files.map((f) => f.name)),
+    ...(zuul === undefined ? {} : { zuul }),
   });
   return { ok: true, set };
 }

@@ -58,6 +58,8 @@ export interface Grant {
   readonly name: string;
   /** Absent field = any value. A list means any of its globs. */
   readonly match: Readonly<Partial<Record<MatchField, readonly string[]>>>;
+  /** Where each listed match field stands, for warnings that point at it. */
+  readonly matchLocations?: Readonly<Partial<Record<MatchField, SourceLocation>>>;
   readonly allow: readonly string[];
   /** Upper bound for anything issued under this grant, in seconds (≤ global max). */
   readonly ttlSeconds: number;
@@ -106,6 +108,16 @@ export interface Rotation {
   readonly location: SourceLocation;
 }
 
+/**
+ * What the policy directory says about the Zuul tenants (`zuul:` in a policy file): which
+ * projects are config projects. Used only by `zsb policy check`/`explain` warnings; the
+ * broker's decisions never depend on it.
+ */
+export interface ZuulTenantFacts {
+  /** Tenant → canonical names of its config projects. */
+  readonly configProjects: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
 /** A validated, immutable set of policies: the unit that is swapped atomically on reload. */
 export interface PolicySet {
   readonly secrets: ReadonlyMap<string, SecretDefinition>;
@@ -113,6 +125,23 @@ export interface PolicySet {
   readonly rotations: readonly Rotation[];
   /** Files the set was loaded from (relative to the policy directory). */
   readonly files: readonly string[];
+  /** From `zuul:` sections; absent when no file has one. */
+  readonly zuul?: ZuulTenantFacts;
+}
+
+/** Stable codes of `zsb policy check`/`explain` warnings (api.md lists the first three). */
+export type WarningKind =
+  | 'pre-merge'
+  | 'weak-narrowing'
+  | 'cross-tenant'
+  | 'config-project-identity';
+
+export interface PolicyWarning {
+  readonly grant: string;
+  readonly kind: WarningKind;
+  readonly message: string;
+  /** Where to look: the grant's field at fault, else the grant. */
+  readonly location: SourceLocation;
 }
 
 /** The identity fields a policy can see. `JobIdentity` satisfies this structurally. */

@@ -779,6 +779,11 @@ describe('parsePolicyFiles result', () => {
       {
         name: 'g',
         match: { tenant: ['scs'], pipeline: ['post', 'periodic'] },
+        // Each field's value, so warnings point at the field at fault.
+        matchLocations: {
+          tenant: { file: 'a.yaml', line: 9, column: 22 },
+          pipeline: { file: 'a.yaml', line: 9, column: 37 },
+        },
         allow: ['clouds', 'db'],
         ttlSeconds: 3600,
         wrap: 'optional',
@@ -787,6 +792,7 @@ describe('parsePolicyFiles result', () => {
       {
         name: 'h',
         match: { job: ['x-*'] },
+        matchLocations: { job: { file: 'a.yaml', line: 12, column: 19 } },
         allow: ['cert', 'bao'],
         ttlSeconds: 900,
         wrap: 'required',

@@ -84,6 +84,11 @@ export interface OpenBaoAdmin {
   putAclPolicy(name: string, hcl: string): Promise<void>;
   /** Writes a token role (`auth/token/roles/:name`). */
   putTokenRole(name: string, role: Readonly<Record<string, unknown>>): Promise<void>;
+  /**
+   * Whether a token role exists, as the broker's token sees it: `forbidden` when its ACL
+   * does not allow reading `auth/token/roles/:name`, `unavailable` on any other failure.
+   */
+  tokenRoleStatus(name: string): Promise<'present' | 'missing' | 'forbidden' | 'unavailable'>;
   createToken(request: TokenCreateRequest): Promise<CreatedToken>;
   appRoleLogin(mount: string, roleId: string, secretId: string): Promise<CreatedToken>;
   /** The remaining TTL (0 = never expires) and renewability of a token. */
@@ -601,6 +606,23 @@ export function createOpenBaoClient(
         json: role,
         idempotent: true,
       });
+    },
+
+    async tokenRoleStatus(name) {
+      try {
+        await call({
+          operation: 'token role read',
+          method: 'GET',
+          path: apiPath('auth', 'token', 'roles', name),
+          idempotent: true,
+        });
+        return 'present';
+      } catch (error) {
+        const kind = error instanceof OpenBaoError ? error.kind : 'upstream';
+        if (kind === 'not_found') return 'missing';
+        if (kind === 'permission_denied') return 'forbidden';
+        return 'unavailable';
+      }
     },
 
     async createToken(request) {

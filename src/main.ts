@@ -8,6 +8,7 @@ import { createBuildTokenCache, liveBuildTokens } from './broker/dynamic.js';
 import { loadBrokerPolicies, type PolicyStore, type ReloadResult } from './broker/policy-store.js';
 import type { Config } from './config/schema.js';
 import { createApp } from './http/app.js';
+import { createDynamicCheck } from './http/dynamic-check.js';
 import { type ListenerTls, readTlsPairSync, startListenerTls } from './http/listener-tls.js';
 import { createHttpMetrics, registerBuildTokenGauge } from './http/metrics.js';
 import { createRateLimiter } from './http/rate-limit.js';
@@ -93,10 +94,20 @@ export async function startBroker(
   });
   // Not fatal: an issuer that is down at start shows as failing in /readyz and is retried.
   await verifier.refreshKeySets();
+  // Dynamic secrets need the build token role: said at start and after each reload.
+  const dynamicCheck = createDynamicCheck({
+    policies: () => policies.current(),
+    role: config.openbao.buildTokenRole,
+    probe: (role) => openbao.tokenRoleStatus(role),
+    logger,
+  });
+  await dynamicCheck.refresh();
   const reported = (result: ReloadResult): void => {
     metrics.policyReloads.inc({ outcome: result.ok ? 'applied' : 'rejected' });
-    if (result.ok) logger.info({ policies: policies.status().detail }, 'policies reloaded');
-    else
+    if (result.ok) {
+      logger.info({ policies: policies.status().detail }, 'policies reloaded');
+      void dynamicCheck.refresh();
+    } else
       logger.error(
         { problems: result.problems },
         'policy reload rejected; the previous set keeps serving',
@@ -143,6 +154,7 @@ export async function startBroker(
     },
     wrapTtlSeconds: config.wrapTtlSeconds,
     credential: brokerCredential,
+    dynamicCheck,
     audit: audit.log,
     rateLimiter: createRateLimiter(config.limits),
     dynamic: {

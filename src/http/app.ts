@@ -38,6 +38,10 @@ export interface AppDeps {
   readonly rateLimiter?: RateLimiter;
   /** The broker's own OpenBao credential, for /readyz. */
   readonly credential?: { status(): { status: 'ok' | 'degraded' | 'failing'; detail: string } };
+  /** For /readyz `dynamic`: whether the token role for dynamic secrets is there. */
+  readonly dynamicCheck?: {
+    status(): Promise<{ status: 'ok' | 'degraded' | 'failing'; detail: string }>;
+  };
   /** Dynamic secrets and the build ledger; without it, only KV secrets are served. */
   readonly dynamic?: DynamicDeps;
   /** Issued, denied and revoked events; the broker always sets it (in-process tests may not). */

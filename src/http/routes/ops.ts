@@ -22,7 +22,9 @@ export function registerOpsRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     const health = await deps.openbao.health();
     let openbao: Check =
       health.status === 'ok'
-        ? { status: 'ok', detail: `OpenBao ${health.version} active` }
+        ? health.cluster
+          ? { status: health.cluster.status, detail: health.cluster.detail }
+          : { status: 'ok', detail: `OpenBao ${health.version} active` }
         : health.status === 'standby'
           ? { status: 'ok', detail: 'OpenBao standby (requests are forwarded)' }
           : {
@@ -41,9 +43,19 @@ export function registerOpsRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     };
     // Fail closed: an instance that cannot audit serves no secret, so it is not ready.
     const audit: Check | undefined = deps.audit ? await deps.audit.status() : undefined;
+    // Never failing: without the token role only dynamic secrets fail, KV jobs are served.
+    const dynamic: Check | undefined = deps.dynamicCheck
+      ? await deps.dynamicCheck.status()
+      : undefined;
     const ready =
       worst([openbao.status, policies.status, issuers.status, audit?.status ?? 'ok']) !== 'failing';
-    const checks = { openbao, policies, issuers, ...(audit ? { audit } : {}) };
+    const checks = {
+      openbao,
+      policies,
+      issuers,
+      ...(audit ? { audit } : {}),
+      ...(dynamic ? { dynamic } : {}),
+    };
     return c.json({ ready, checks }, ready ? 200 : 503, {
       'Cache-Control': 'no-store',
     });

@@ -260,7 +260,8 @@ export class FileAuditSink implements AuditSink {
 /** Writes to a stream (stdout), an event counting as written when the stream accepted it. */
 export class StreamAuditSink implements AuditSink {
   private closed = false;
-  constructor(private readonly stream: NodeJS.WritableStream) {}
+  /** `stream`: public so test support can tell a sink on process.stdout (and capture it). */
+  constructor(readonly stream: NodeJS.WritableStream) {}
 
   append(lines: string): Promise<void> {
     if (this.closed) return Promise.reject(new AuditUnavailableError('audit log closed'));

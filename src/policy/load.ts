@@ -155,7 +155,7 @@ function parseWindow(value: string): { startMinute: number; endMinute: number } 
   return startMinute === endMinute ? undefined : { startMinute, endMinute };
 }
 
-const PolicyFileSchema = z
+export const PolicyFileSchema = z
   .object({
     version: z.literal(1).optional(),
     // `null` lets an author comment out every entry of a section without deleting the key.

@@ -38,7 +38,7 @@ export type PolicyTestsLoad =
   | { readonly ok: false; readonly problems: readonly PolicyProblem[] };
 
 const field = z.string().min(1, 'must not be empty');
-const CaseSchema = z
+export const PolicyTestCaseSchema = z
   .object({
     name: field,
     identity: z
@@ -57,7 +57,7 @@ const CaseSchema = z
     deny: z.array(field).optional(),
   })
   .strict();
-const TestFileSchema = z.array(CaseSchema).nullable();
+const TestFileSchema = z.array(PolicyTestCaseSchema).nullable();
 
 /** Validates policy test files given as data (pure). */
 export function parsePolicyTests(files: readonly SourceFile[]): PolicyTestsLoad {

@@ -14,6 +14,7 @@ import { createHttpMetrics, registerBuildTokenGauge } from './http/metrics.js';
 import { createRateLimiter } from './http/rate-limit.js';
 import { createTokenVerifier } from './identity/verifier.js';
 import { createLeaseLedger } from './leases/ledger.js';
+import { registerClusterGauges } from './openbao/cluster-metrics.js';
 import { connectOpenBao } from './openbao/connect.js';
 import { createRotationMetrics } from './rotation/metrics.js';
 import { auditedOutcome, createRotationService, rotationSettings } from './rotation/service.js';
@@ -141,6 +142,13 @@ export async function startBroker(
     : async () => undefined;
   const buildTokens = createBuildTokenCache();
   registerBuildTokenGauge(metrics.registry, () => liveBuildTokens(buildTokens, Date.now()));
+  // An OpenBao cluster: which node is active, up, lagging; autopilot (ADR 0012).
+  if (addresses.length > 1) {
+    registerClusterGauges(metrics.registry, async () => {
+      await openbao.health();
+      return openbao.lastClusterView();
+    });
+  }
   const app = createApp({
     verifier,
     policies,

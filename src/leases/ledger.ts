@@ -97,6 +97,16 @@ export class BuildRevokedError extends Error {
 }
 
 const CAS_ATTEMPTS = 12;
+/** Read-backs after an unknown outcome: 100 ms doubling, about 3 s in all (an election). */
+const LANDING_READS = 5;
+
+/** A write that failed this way may or may not have been applied. */
+function isOutcomeUnknown(error: unknown): boolean {
+  return (
+    error instanceof OpenBaoError &&
+    (error.kind === 'unavailable' || error.kind === 'timeout' || error.kind === 'upstream')
+  );
+}
 
 function isStored(value: unknown): value is StoredLedger {
   return (
@@ -135,10 +145,20 @@ export function createLeaseLedger(
     return { ledger, version: current?.version ?? 0 };
   }
 
-  /** Read-modify-write with check-and-set: concurrent writers never lose an entry. */
+  /**
+   * Read-modify-write with check-and-set: concurrent writers never lose an entry. Reads are
+   * fresh (the client reads from the active node, ADR 0012): a stale read would only cost
+   * retries here, but it made the epoch and revoke wrong (ADR 0011).
+   *
+   * A write whose answer was lost (connection cut, a leader that died, a timeout) may have
+   * landed. `landed` decides from a fresh read whether it did, by what the write was for
+   * (an accessor appended); if it did not, the check-and-set retry is safe, since the
+   * version it names is still the one read, or it fails and reads again.
+   */
   async function update(
     path: string,
     change: (ledger: StoredLedger) => StoredLedger | undefined,
+    landed?: (ledger: StoredLedger) => boolean,
   ): Promise<StoredLedger | undefined> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const { ledger, version } = await read(path);
@@ -148,12 +168,30 @@ export function createLeaseLedger(
         await openbao.kvWrite(options.mount, path, { ...next }, { cas: version });
         return next;
       } catch (error) {
+        if (landed !== undefined && isOutcomeUnknown(error)) {
+          const after = await readLanding(path);
+          if (after !== undefined && landed(after)) return after;
+          continue;
+        }
         if (!(error instanceof OpenBaoError && error.kind === 'cas_mismatch')) throw error;
         // Many requests of one build write at once: spread the retries (full jitter).
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * 2 ** attempt));
       }
     }
     throw new OpenBaoError('ledger update', 'unavailable', 0);
+  }
+
+  /** A fresh read after an unknown outcome, retried while OpenBao elects a leader. */
+  async function readLanding(path: string): Promise<StoredLedger | undefined> {
+    for (let attempt = 0; attempt < LANDING_READS; attempt++) {
+      try {
+        return (await read(path)).ledger;
+      } catch (error) {
+        if (!isOutcomeUnknown(error)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+      }
+    }
+    throw new OpenBaoError('ledger read-back', 'unavailable', 0);
   }
 
   /** Revokes the entries not yet revoked, then marks those that are gone. */
@@ -189,18 +227,28 @@ export function createLeaseLedger(
     },
 
     async append(ref, added, appendOptions) {
-      await update(pathOf(ref), (ledger) => {
-        if (appendOptions?.epoch !== undefined && (ledger.epoch ?? 0) !== appendOptions.epoch)
-          throw new BuildRevokedError();
-        if (ledger.entries.length + added.length > max)
-          throw new LedgerFullError(`build ledger holds ${max} entries at most`);
-        return {
-          ...ledger,
-          issuer: ref.issuer,
-          build: ref.build,
-          entries: [...ledger.entries, ...added],
-        };
-      });
+      const keys = new Set(added.map(keyOf));
+      await update(
+        pathOf(ref),
+        (ledger) => {
+          if (appendOptions?.epoch !== undefined && (ledger.epoch ?? 0) !== appendOptions.epoch)
+            throw new BuildRevokedError();
+          if (ledger.entries.length + added.length > max)
+            throw new LedgerFullError(`build ledger holds ${max} entries at most`);
+          return {
+            ...ledger,
+            issuer: ref.issuer,
+            build: ref.build,
+            entries: [...ledger.entries, ...added],
+          };
+        },
+        // Landed when every appended accessor or serial is there (entries are only ever
+        // appended or marked revoked, so a later write cannot have removed them).
+        (ledger) => {
+          const present = new Set(ledger.entries.map(keyOf));
+          return [...keys].every((k) => present.has(k));
+        },
+      );
     },
 
     async confirm(ref, epoch) {

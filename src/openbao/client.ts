@@ -9,6 +9,14 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import nodeVault from 'node-vault';
+import {
+  type ClusterRouter,
+  type ClusterView,
+  createClusterRouter,
+  describeCluster,
+  isNoActiveNode,
+  type NodeProbe,
+} from './cluster.js';
 import { kindForStatus, OpenBaoError, type OpenBaoErrorKind } from './errors.js';
 import type {
   DynamicIssuer,
@@ -23,7 +31,11 @@ import { apiPath, splitSegments } from './paths.js';
 import { createTransport, TOO_LARGE_CODE } from './transport.js';
 
 export interface OpenBaoClientOptions {
-  /** One or more addresses; idempotent calls fail over in order. */
+  /**
+   * One or more addresses. One: every call goes there. Several (the nodes of a raft
+   * cluster): every call goes to the active node, and reads are fresh (src/openbao/cluster.ts,
+   * ADR 0012).
+   */
   readonly addresses: readonly string[];
   readonly timeoutMs: number;
   readonly maxConnections: number;
@@ -202,15 +214,23 @@ class BoundedHttpsAgent extends https.Agent {
   }
 }
 
-/** Turns whatever the transport threw into an OpenBaoError without keeping the original. */
-function classify(operation: string, error: unknown): OpenBaoError {
+/**
+ * Turns whatever the transport threw into an OpenBaoError without keeping the original.
+ * In a cluster, a redirect or "active cluster node not found" means the node we asked has
+ * no active node to forward to: `unavailable`, and the router looks again.
+ */
+function classify(operation: string, error: unknown, inCluster = false): OpenBaoError {
   if (error instanceof OpenBaoError) return error;
   if (isObject(error)) {
     const response = error.response;
     if (isObject(response) && typeof response.statusCode === 'number') {
+      const errors = errorStrings(response.body);
+      if (inCluster && isNoActiveNode(response.statusCode, errors)) {
+        return new OpenBaoError(operation, 'unavailable', response.statusCode);
+      }
       return new OpenBaoError(
         operation,
-        kindForStatus(response.statusCode, errorStrings(response.body)),
+        kindForStatus(response.statusCode, errors),
         response.statusCode,
       );
     }
@@ -225,9 +245,17 @@ function classify(operation: string, error: unknown): OpenBaoError {
   return new OpenBaoError(operation, 'upstream', 0);
 }
 
+/** Probes and calls only a cluster-aware client has. */
+export interface OpenBaoClusterProbe {
+  /** Probes every configured node now (readiness, metrics); undefined with one address. */
+  clusterView(): Promise<ClusterView | undefined>;
+  /** The last probe's result, without probing. */
+  lastClusterView(): ClusterView | undefined;
+}
+
 export function createOpenBaoClient(
   options: OpenBaoClientOptions,
-): OpenBao & OpenBaoAdmin & DynamicIssuer & RotationTargets {
+): OpenBao & OpenBaoAdmin & DynamicIssuer & RotationTargets & OpenBaoClusterProbe {
   if (options.addresses.length === 0) throw new Error('at least one OpenBao address is required');
   // Idle connections are kept up to the same bound, so bursts do not reopen them.
   const agentOptions = {
@@ -255,6 +283,33 @@ export function createOpenBaoClient(
     return client;
   });
   let preferred = 0;
+  const probeTimeoutMs = Math.min(1000, options.timeoutMs);
+  /** Anonymous status probes of one node: the same bounded agents and transport. */
+  const probe: NodeProbe = async (index, path) => {
+    const client = clients[index];
+    if (client === undefined) return { status: 0, body: undefined };
+    const headers: Record<string, string> = {};
+    if (options.namespace) headers['X-Vault-Namespace'] = options.namespace;
+    try {
+      const body = await client.request({
+        path,
+        method: 'GET',
+        headers,
+        timeout: probeTimeoutMs,
+        httpAgent,
+        httpsAgent,
+      });
+      return { status: 200, body };
+    } catch (error) {
+      const response = isObject(error) ? error.response : undefined;
+      if (isObject(response) && typeof response.statusCode === 'number') {
+        return { status: response.statusCode, body: response.body };
+      }
+      return { status: 0, body: undefined };
+    }
+  };
+  const router: ClusterRouter | undefined =
+    clients.length > 1 ? createClusterRouter(options.addresses, probe) : undefined;
 
   const maxAttempts = Math.min(
     10,
@@ -277,6 +332,7 @@ export function createOpenBaoClient(
     const headers: Record<string, string> = { ...raw.headers };
     if (!raw.anonymous) headers['X-Vault-Token'] = raw.token ?? options.token();
     if (options.namespace) headers['X-Vault-Namespace'] = options.namespace;
+    if (router !== undefined) return callActive(raw, router, headers);
     const rounds = raw.idempotent ? maxAttempts : 1;
     const addressesPerRound = raw.idempotent ? clients.length : 1;
     const started = performance.now();
@@ -335,6 +391,135 @@ export function createOpenBaoClient(
     const failure = lastError ?? new OpenBaoError(raw.operation, 'unavailable', 0);
     finish(failure.kind);
     throw failure;
+  }
+
+  /**
+   * One call in a cluster: always to the active node. Before anything was sent, any call
+   * waits (within its rounds and its timeout) for an active node to be found; once sent,
+   * only an idempotent call is sent again. A node that fails, redirects or says it has no
+   * active node is forgotten as active, so the next attempt looks again.
+   */
+  async function callActive(
+    raw: RawCall,
+    cluster: ClusterRouter,
+    baseHeaders: Record<string, string>,
+  ): Promise<unknown> {
+    const started = performance.now();
+    let sent = 0;
+    let lastError: OpenBaoError | undefined;
+    const finish = (outcome: 'ok' | OpenBaoErrorKind): void => {
+      options.observe?.({
+        operation: raw.operation,
+        outcome,
+        seconds: (performance.now() - started) / 1000,
+        attempts: sent,
+      });
+    };
+    for (let round = 0; round < maxAttempts; round++) {
+      if (round > 0) {
+        if (sent > 0 && !raw.idempotent) break;
+        const ceiling = Math.min(MAX_RETRY_DELAY_MS, retryBaseDelayMs * 2 ** (round - 1));
+        const delay = Math.max(10, Math.random() * ceiling);
+        if (performance.now() - started + delay >= options.timeoutMs) break;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+      const index = await cluster.active();
+      const client = index === undefined ? undefined : clients[index];
+      if (index === undefined || client === undefined) {
+        lastError = new OpenBaoError(raw.operation, 'unavailable', 0);
+        continue;
+      }
+      // Reads carry the fresh-read headers: should this node have stopped being active,
+      // it forwards the read to the node that is, or fails it (ADR 0012).
+      const headers =
+        raw.method === 'GET' && !raw.anonymous
+          ? { ...baseHeaders, ...cluster.readHeaders() }
+          : baseHeaders;
+      sent += 1;
+      let body: unknown;
+      try {
+        body = await client.request({
+          path: raw.path,
+          method: raw.method,
+          headers,
+          timeout: options.timeoutMs,
+          httpAgent,
+          httpsAgent,
+          ...(raw.json === undefined ? {} : { json: raw.json }),
+        });
+      } catch (error) {
+        lastError = classify(raw.operation, error, true);
+        if (!isTransient(lastError)) {
+          finish(lastError.kind);
+          throw lastError;
+        }
+        cluster.lost(index);
+        continue;
+      }
+      if (body !== undefined && body !== '' && !isObject(body)) {
+        finish('upstream');
+        throw new OpenBaoError(raw.operation, 'upstream', 200);
+      }
+      finish('ok');
+      return body;
+    }
+    const failure = lastError ?? new OpenBaoError(raw.operation, 'unavailable', 0);
+    finish(failure.kind);
+    throw failure;
+  }
+
+  /**
+   * Readiness of a cluster: an active node, a canary read through it (authenticated and
+   * audited, so a failing audit device or a lost quorum fails it, which `sys/health` does
+   * not show), and every node's state and lag.
+   */
+  async function clusterHealth(cluster: ClusterRouter): Promise<OpenBaoHealth> {
+    const view = await cluster.view();
+    const active = view.active === undefined ? undefined : view.nodes[view.active];
+    if (active === undefined) {
+      return {
+        status: 'unreachable',
+        detail: `no active OpenBao node among ${view.nodes.length} (election or quorum lost); ${describeCluster(view).detail}`,
+      };
+    }
+    try {
+      await call({
+        operation: 'canary read',
+        method: 'GET',
+        path: '/auth/token/lookup-self',
+        idempotent: false,
+      });
+    } catch (error) {
+      const kind = error instanceof OpenBaoError ? error.kind : 'upstream';
+      return {
+        status: 'unreachable',
+        detail: `canary read through the active node failed (${kind}); ${describeCluster(view).detail}`,
+      };
+    }
+    let autopilot: ClusterView['autopilot'];
+    try {
+      const body = await call({
+        operation: 'autopilot state',
+        method: 'GET',
+        path: '/sys/storage/raft/autopilot/state',
+        idempotent: false,
+      });
+      const data = isObject(body) && isObject(body.data) ? body.data : {};
+      autopilot = {
+        healthy: data.healthy === true,
+        failureTolerance: typeof data.failure_tolerance === 'number' ? data.failure_tolerance : 0,
+      };
+    } catch (error) {
+      autopilot = {
+        unknown:
+          error instanceof OpenBaoError && error.kind === 'permission_denied'
+            ? 'permission denied'
+            : 'unavailable',
+      };
+    }
+    const full: ClusterView = { ...view, autopilot };
+    cluster.record(full);
+    return { status: 'ok', version: view.version ?? '', cluster: describeCluster(full) };
   }
 
   function kvDataPath(mount: string, path: string): string {
@@ -564,7 +749,16 @@ export function createOpenBaoClient(
       });
     },
 
+    async clusterView() {
+      return router?.view();
+    },
+
+    lastClusterView() {
+      return router?.last();
+    },
+
     async health(): Promise<OpenBaoHealth> {
+      if (router !== undefined) return clusterHealth(router);
       let body: unknown;
       try {
         // node-vault resolves sys/health for every status, so the body tells the state.

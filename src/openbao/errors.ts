@@ -44,6 +44,11 @@ export function kindForStatus(status: number, errors: readonly string[]): OpenBa
   // A gateway in front of OpenBao: 502 = OpenBao not reachable behind it, 504 = OpenBao did
   // not answer it in time (api.md: 504 upstream_timeout).
   if (status === 502) return 'unavailable';
+  // A standby whose active node is gone (an election, a lost quorum): another moment or
+  // another node may answer (ADR 0012).
+  if (status === 500 && errors.some((e) => e.includes('active cluster node not found'))) {
+    return 'unavailable';
+  }
   if (status === 504) return 'timeout';
   return 'upstream';
 }

@@ -17,7 +17,12 @@ export interface WrappedResponse {
 }
 
 export type OpenBaoHealth =
-  | { readonly status: 'ok'; readonly version: string }
+  | {
+      readonly status: 'ok';
+      readonly version: string;
+      /** With several addresses: every node's state, lag and autopilot (ADR 0012). */
+      readonly cluster?: { readonly status: 'ok' | 'degraded'; readonly detail: string };
+    }
   | { readonly status: 'sealed' | 'standby' | 'uninitialized'; readonly version?: string }
   | { readonly status: 'unreachable'; readonly detail: string };
 

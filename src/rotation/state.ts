@@ -52,6 +52,28 @@ export interface RotationStateStore {
   write(name: string, record: RotationRecord, version: number): Promise<StoredRecord>;
 }
 
+/** A write that failed this way may or may not have been applied. */
+function isOutcomeUnknown(error: unknown): boolean {
+  return (
+    error instanceof OpenBaoError &&
+    (error.kind === 'unavailable' || error.kind === 'timeout' || error.kind === 'upstream')
+  );
+}
+
+/** JSON with sorted keys: the record as written and as read back compare equal. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)),
+        )
+      : v,
+  );
+}
+
+/** Read-backs (and re-sends of a write that did not land) after an unknown outcome. */
+const LANDING_READS = 3;
+
 /** Rotation names may hold `:` and `/` (static roles); the KV key uses neither. */
 export function stateKey(name: string): string {
   return name.replace(/[^A-Za-z0-9._-]/g, '_');
@@ -62,25 +84,59 @@ export function createRotationStateStore(
   options: { readonly mount: string; readonly prefix: string },
 ): RotationStateStore {
   const pathOf = (name: string) => `${options.prefix}/rotations/${stateKey(name)}`;
+  // Reads are fresh (the client reads from the active node, ADR 0012): a stale record
+  // made a holder's own next write fail its check-and-set ("lock lost") and left the
+  // lock held until it expired.
+  const read = async (name: string): Promise<StoredRecord> => {
+    const entry = await openbao.kvRead(options.mount, pathOf(name));
+    if (entry === null) return { record: { failures: 0 }, version: 0 };
+    return { record: entry.data as unknown as RotationRecord, version: entry.version };
+  };
+  const send = async (name: string, record: RotationRecord, version: number) => {
+    const written = await openbao.kvWrite(
+      options.mount,
+      pathOf(name),
+      record as unknown as Record<string, unknown>,
+      { cas: version },
+    );
+    return { record, version: written.version };
+  };
+
+  /**
+   * A write whose answer was lost: read back from the active node. Our record there (it
+   * holds our holder id, lock expiry and run id) means it landed; the version we named
+   * still current means it did not, and the same check-and-set is sent again; anything
+   * else is someone else's write.
+   */
+  const reconcile = async (name: string, record: RotationRecord, version: number) => {
+    for (let attempt = 0; attempt < LANDING_READS; attempt++) {
+      // The client already retries a read across an election; if it still fails, the run
+      // fails as transient and the next attempt (this holder's) resumes from the record.
+      const current = await read(name);
+      if (current.version === version + 1 && canonical(current.record) === canonical(record)) {
+        return { record, version: current.version };
+      }
+      if (current.version !== version) throw new LockLostError();
+      try {
+        return await send(name, record, version);
+      } catch (error) {
+        if (error instanceof OpenBaoError && error.kind === 'cas_mismatch') continue;
+        if (!isOutcomeUnknown(error)) throw error;
+      }
+    }
+    throw new OpenBaoError('rotation state write', 'unavailable', 0);
+  };
+
   return {
-    async read(name) {
-      const entry = await openbao.kvRead(options.mount, pathOf(name));
-      if (entry === null) return { record: { failures: 0 }, version: 0 };
-      return { record: entry.data as unknown as RotationRecord, version: entry.version };
-    },
+    read,
     async write(name, record, version) {
       try {
-        const written = await openbao.kvWrite(
-          options.mount,
-          pathOf(name),
-          record as unknown as Record<string, unknown>,
-          { cas: version },
-        );
-        return { record, version: written.version };
+        return await send(name, record, version);
       } catch (error) {
         if (error instanceof OpenBaoError && error.kind === 'cas_mismatch') {
           throw new LockLostError();
         }
+        if (isOutcomeUnknown(error)) return reconcile(name, record, version);
         throw error;
       }
     },

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createOpenBaoClient } from '../../src/openbao/client.js';
 import { OpenBaoError } from '../../src/openbao/errors.js';
 import { UnsafePathError } from '../../src/openbao/paths.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 import { baoRequest, realOpenBao, uniquePrefix } from '../support/real-openbao.js';
 
 const bao = realOpenBao();
@@ -108,20 +109,32 @@ describe('OpenBao adapter', () => {
 });
 
 describe('issuing calls are never repeated', () => {
-  it('does not fail a create over to another address: it may have succeeded', async () => {
-    const twoAddresses = createOpenBaoClient({
-      addresses: ['http://127.0.0.1:9', bao.address],
-      timeoutMs: 2000,
-      maxConnections: 2,
-      token: () => bao.rootToken,
-    });
-    await expect(
-      twoAddresses.createBuildToken('no-such-role', ['default'], 60),
-    ).rejects.toMatchObject({
-      kind: 'unavailable',
-    });
-    await expect(twoAddresses.kvReadWrapped('secret', `${prefix}/a`, 30)).rejects.toMatchObject({
-      kind: 'unavailable',
-    });
+  it('with several addresses, a create goes to the active node only, and a lost answer is not repeated', async () => {
+    // Two "nodes" (proxies of one active server): the create whose answer is cut off after
+    // OpenBao executed it must not be sent again to the other node (ADR 0007, 0012).
+    const [first, second] = await Promise.all([
+      FaultProxy.start(bao.address),
+      FaultProxy.start(bao.address),
+    ]);
+    try {
+      const cluster = createOpenBaoClient({
+        addresses: ['http://127.0.0.1:9', first.url, second.url],
+        timeoutMs: 2000,
+        maxConnections: 2,
+        token: () => bao.rootToken,
+      });
+      expect(await cluster.kvRead('secret', `${prefix}/a`)).toMatchObject({ version: 2 });
+      await first.setMode({ kind: 'reset', times: 1 });
+      await expect(
+        cluster.createToken({ policies: ['default'], ttlSeconds: 60, orphan: true }),
+      ).rejects.toMatchObject({ kind: 'unavailable' });
+      const creates = (p: FaultProxy) => p.seen.filter((r) => r.path.includes('create')).length;
+      expect(creates(first) + creates(second)).toBe(1);
+      await expect(cluster.kvReadWrapped('secret', `${prefix}/a`, 30)).resolves.toMatchObject({
+        ttlSeconds: 30,
+      });
+    } finally {
+      await Promise.all([first.close(), second.close()]);
+    }
   });
 });

@@ -6,6 +6,7 @@
  * and the manifest is written after the snapshot is in place.
  */
 import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
@@ -50,26 +51,34 @@ export interface PendingFile {
 
 export async function createPending(dir: string, finalName: string): Promise<PendingFile> {
   const temp = path.join(dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}-${finalName}`);
-  let handle: Awaited<ReturnType<typeof open>>;
+  // `wx`: never follow or reuse an existing name.
+  const stream = createWriteStream(temp, { flags: 'wx', mode: 0o600 });
   try {
-    // `wx`: never follow or reuse an existing name.
-    handle = await open(temp, 'wx', 0o600);
+    await new Promise<void>((resolve, reject) => {
+      stream.once('ready', () => resolve());
+      stream.once('error', reject);
+    });
   } catch (error) {
     throw new BackupDirectoryError(`cannot create a file in ${dir} (${describe(error)})`);
   }
-  const stream = handle.createWriteStream({ autoClose: false });
+  const closed = new Promise<void>((resolve) => stream.once('close', () => resolve()));
   let done = false;
   return {
     stream,
     async commit() {
       done = true;
       try {
-        await handle.sync();
-        await handle.close();
+        await closed;
+        // fsync through a second descriptor: it flushes the file, whichever fd wrote it.
+        const handle = await open(temp, 'r');
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
         await rename(temp, path.join(dir, finalName));
         await fsyncDir(dir);
       } catch (error) {
-        await handle.close().catch(() => undefined);
         await rm(temp, { force: true }).catch(() => undefined);
         throw new BackupDirectoryError(
           `cannot write ${path.join(dir, finalName)} (${describe(error)})`,
@@ -80,7 +89,7 @@ export async function createPending(dir: string, finalName: string): Promise<Pen
       if (done) return;
       done = true;
       stream.destroy();
-      await handle.close().catch(() => undefined);
+      await closed;
       await rm(temp, { force: true }).catch(() => undefined);
     },
   };

@@ -4,6 +4,7 @@
  * commander and owns the exit codes (0 success, 1 a check or operation failed, 2 usage).
  */
 import { Command, CommanderError } from 'commander';
+import { registerBackupCommands } from './backup.js';
 import { registerDevCommands } from './dev.js';
 import { registerImportCommand } from './import-zuul-secrets.js';
 import { registerPolicyCommands } from './policy.js';
@@ -24,6 +25,7 @@ registerDevCommands(program);
 registerPolicyCommands(program);
 registerImportCommand(program);
 registerRotationCommands(program);
+registerBackupCommands(program);
 
 try {
   await program.parseAsync(process.argv);

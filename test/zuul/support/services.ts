@@ -5,7 +5,7 @@
  * wait is bounded and fails with the service's log tail.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 
 export interface Service {
   readonly name: string;
@@ -120,4 +120,36 @@ export async function waitFor<T>(
     }
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 500));
   }
+}
+
+/** The environment variable that marks every process of one run (see killMarked). */
+export const RUN_MARKER = 'ZSB_ZUUL_SUITE_RUN';
+
+/**
+ * SIGKILLs the processes whose environment carries `RUN_MARKER=<run>`: what the run's
+ * services started and left behind outside their process groups. Zuul's executor starts
+ * an ssh-agent per build, which puts itself in a session of its own, so a build still
+ * running at shutdown leaves its agent behind. Only processes of this run carry the
+ * marker; returns how many were ended.
+ */
+export function killMarked(run: string): number {
+  const marker = `${RUN_MARKER}=${run}`;
+  let killed = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    let environ: string;
+    try {
+      environ = readFileSync(`/proc/${entry}/environ`, 'utf8');
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    if (!environ.split('\0').includes(marker)) continue;
+    try {
+      process.kill(Number(entry), 'SIGKILL');
+      killed += 1;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return killed;
 }

@@ -35,7 +35,9 @@ import {
   tenantConfig,
 } from './repos.js';
 import {
+  killMarked,
   logTail,
+  RUN_MARKER,
   type Service,
   serviceEnv,
   startService,
@@ -258,7 +260,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const cleanups: (() => Promise<void>)[] = [];
   const logFile = (name: string) => path.join(dir, 'logs', `${name}.log`);
   const start = (name: string, command: string, args: readonly string[], env = serviceEnv()) => {
-    const service = startService(name, command, args, { cwd: dir, env, logFile: logFile(name) });
+    const service = startService(name, command, args, {
+      cwd: dir,
+      env: { ...env, [RUN_MARKER]: dir },
+      logFile: logFile(name),
+    });
     services.push(service);
     return service;
   };
@@ -273,6 +279,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       const service = services.find((s) => s.name === name);
       if (service) await stopService(service);
     }
+    killMarked(dir);
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
     if (databaseCreated) {
       await withPg(pgt, 'postgres', (c) =>

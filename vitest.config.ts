@@ -1,5 +1,18 @@
 import { defineConfig } from 'vitest/config';
 
+const clusterProject = {
+  test: {
+    name: 'cluster',
+    include: ['test/cluster/**/*.test.ts'],
+    setupFiles: ['test/support/canary-setup.ts'],
+    globalSetup: ['test/support/postgres-global-setup.ts'],
+    // Each file runs three `bao server` processes; two cores hold one cluster at a time.
+    fileParallelism: false,
+    testTimeout: 120000,
+    hookTimeout: 120000,
+  },
+};
+
 const backupProject = {
   test: {
     name: 'backup',
@@ -39,6 +52,9 @@ export default defineConfig({
           hookTimeout: 60000,
         },
       },
+      // A real 3-node OpenBao raft cluster per file (test/support/raft-cluster.ts): only in
+      // `npm run test:cluster` (ZSB_CLUSTER_TESTS=1), never in the default `npm test` run.
+      ...(process.env.ZSB_CLUSTER_TESTS ? [clusterProject] : []),
       // Backups (docs/backup-and-restore.md): single raft nodes with the static seal, started
       // per file; several minutes on two cores, so only with ZSB_BACKUP_TESTS=1
       // (`npm run test:backup`).

@@ -87,7 +87,11 @@ function failureOf(error: unknown): IssuerDocumentError {
   return new IssuerDocumentError('key set fetch failed', 'unreachable');
 }
 
-const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** A pending unknown-kid refresh never keeps a stopping process alive. */
+const realSleep = (ms: number) =>
+  new Promise<void>((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
 
 export class IssuerKeySet {
   readonly #options: IssuerKeySetOptions;

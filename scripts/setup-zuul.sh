@@ -48,7 +48,6 @@ if [ -x "$venv/bin/zuul-scheduler" ] && [ "$(installed_version)" = "$ZUUL_VERSIO
 else
   rm -rf "$venv"
   "$python" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
   "$venv/bin/pip" install --quiet --disable-pip-version-check "zuul==$ZUUL_VERSION"
   rm -f "$venv/.ansible-installed"
   echo "setup-zuul: installed zuul $(installed_version) in $venv"

@@ -4,9 +4,11 @@ import type { AddressInfo } from 'node:net';
 import { type ServerType, serve } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
 import { openAuditLog } from './audit/log.js';
+import { startBackupScheduler } from './backup/scheduler.js';
 import { createBuildTokenCache, liveBuildTokens } from './broker/dynamic.js';
 import { loadBrokerPolicies, type PolicyStore, type ReloadResult } from './broker/policy-store.js';
 import type { Config } from './config/schema.js';
+import { findBaoBinary } from './dev/openbao-dev-server.js';
 import { createApp } from './http/app.js';
 import { createDynamicCheck } from './http/dynamic-check.js';
 import { type ListenerTls, readTlsPairSync, startListenerTls } from './http/listener-tls.js';
@@ -140,6 +142,15 @@ export async function startBroker(
   const stopRotations = config.rotation.enabled
     ? rotations.schedule(config.rotation.checkIntervalSeconds)
     : async () => undefined;
+  // Due backups too (docs/backup-and-restore.md); the lock in OpenBao picks one instance.
+  const stopBackups = startBackupScheduler(config, {
+    openbao,
+    brokerToken: () => brokerCredential.token(),
+    registry: metrics.registry,
+    audit: audit.log,
+    logger,
+    defaultBinary: () => findBaoBinary(),
+  });
   const buildTokens = createBuildTokenCache();
   registerBuildTokenGauge(metrics.registry, () => liveBuildTokens(buildTokens, Date.now()));
   // An OpenBao cluster: which node is active, up, lagging; autopilot (ADR 0012).
@@ -241,7 +252,7 @@ export async function startBroker(
       }, 10000);
       timer.unref();
       // A rotation in flight stops at its next step boundary and releases its lock.
-      const rotationsStopped = stopRotations();
+      const rotationsStopped = Promise.all([stopRotations(), stopBackups()]);
       server.close(() => {
         clearTimeout(timer);
         // After the last request: every event it wrote is synced before the process exits.

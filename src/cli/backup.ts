@@ -12,6 +12,7 @@ import type { Command } from 'commander';
 import { openAuditLog } from '../audit/log.js';
 import { readManifestOf } from '../backup/directory.js';
 import { isVerified } from '../backup/manifest.js';
+import { auditedBackup } from '../backup/scheduler.js';
 import {
   BACKUP_BOUNDARIES,
   type BackupBoundary,
@@ -37,33 +38,6 @@ function configFile(options: { config?: string }): string {
 function backupConfig(config: Config) {
   if (config.backup === undefined) throw new Error('no backup: section in the configuration');
   return { ...config, backup: config.backup };
-}
-
-/** The audit event of a run (runs that did nothing are not audited). */
-export function auditedBackup(outcome: BackupOutcome, trigger: 'schedule' | 'manual') {
-  if (outcome.outcome === 'verified') {
-    return {
-      outcome: 'verified' as const,
-      trigger,
-      file: outcome.manifest.file,
-      sha256: outcome.manifest.sha256,
-      bytes: outcome.manifest.bytes,
-    };
-  }
-  if (outcome.outcome !== 'failed') return undefined;
-  return {
-    outcome: 'failed' as const,
-    trigger,
-    stage: outcome.stage,
-    reason: outcome.reason,
-    ...(outcome.manifest
-      ? {
-          file: outcome.manifest.file,
-          sha256: outcome.manifest.sha256,
-          bytes: outcome.manifest.bytes,
-        }
-      : {}),
-  };
 }
 
 function pauseHook(): ((b: BackupBoundary) => Promise<void>) | undefined {

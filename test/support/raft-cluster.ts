@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
+import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import {
   baoCall,
@@ -44,6 +45,8 @@ export interface ClusterFixture {
   readonly admin: ReturnType<typeof createOpenBaoClient>;
   /** Another broker instance, optionally with addresses in another order. */
   startBroker(options?: { addresses?: readonly string[] }): Promise<RunningBroker>;
+  /** A `zsb` configuration file (its own broker token) for these addresses, in this order. */
+  writeConfig(file: string, addresses: readonly string[]): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -97,6 +100,7 @@ export async function startClusterFixture(
   const secret = { username: 'ci', password: canaryValue(suite) };
   registerSecretData(secret);
   await admin.kvWrite('secret', `${prefix}/clouds`, secret);
+  await admin.kvWrite('secret', `${prefix}/api-key`, { client: 'ci', apiKey: 'first' });
 
   const pg = pgAdmin();
   const dbMount = `db-${prefix}`;
@@ -141,13 +145,19 @@ export async function startClusterFixture(
     kv: { mount: secret, path: ${prefix}/clouds }
   late:
     kv: { mount: secret, path: ${prefix}/late }
+  api-key:
+    kv: { mount: secret, path: ${prefix}/api-key }
   status-page-db:
     database: { mount: ${dbMount}, role: ro }
 grants:
   - name: cluster
     match: { tenant: scs }
-    allow: [clouds, late, status-page-db]
+    allow: [clouds, late, api-key, status-page-db]
     ttl: 15m
+rotations:
+  - secret: api-key
+    every: 1d
+    generate: { key: apiKey, kind: token, length: 32, format: hex }
 `;
   const loaded = parsePolicyFiles([{ name: 'cluster.yaml', text: policyYaml }], {
     maxTtlSeconds: 3600,
@@ -177,6 +187,34 @@ grants:
   const logs = new LogCapture();
   const brokers: RunningBroker[] = [];
 
+  let tokens = 0;
+  /** A broker configuration document with its own broker token. */
+  const configDoc = async (brokerAddresses: readonly string[]) => {
+    const token = await admin.createToken({
+      policies: [brokerPolicy],
+      ttlSeconds: 3600,
+      orphan: true,
+    });
+    registerCanary(token.token);
+    const tokenFile = path.join(dir, `token-${tokens++}`);
+    await writeFile(tokenFile, token.token, { mode: 0o600 });
+    return {
+      listen: { host: '127.0.0.1', port: 0 },
+      issuers: [{ issuer: issuer.issuer, audience: AUDIENCE }],
+      openbao: {
+        addresses: brokerAddresses,
+        auth: { method: 'token', tokenFile },
+        statePrefix: names.statePrefix,
+        buildTokenRole: names.buildTokenRole,
+        buildPolicy: names.buildPolicy,
+        timeoutMs: 5000,
+      },
+      policies: path.join(dir, 'policies'),
+      watchPolicies: false,
+      log: { level: 'warn' },
+    };
+  };
+
   const startOne = async (brokerOptions: { addresses?: readonly string[] } = {}) => {
     const token = await admin.createToken({
       policies: [brokerPolicy],
@@ -184,7 +222,7 @@ grants:
       orphan: true,
     });
     registerCanary(token.token);
-    const tokenFile = path.join(dir, `token-${brokers.length}`);
+    const tokenFile = path.join(dir, `token-${tokens++}`);
     await writeFile(tokenFile, token.token, { mode: 0o600 });
     const broker = await startBroker(
       parseConfig({
@@ -227,6 +265,11 @@ grants:
     dir,
     admin,
     startBroker: startOne,
+    async writeConfig(file, brokerAddresses) {
+      const target = path.join(dir, file);
+      await writeFile(target, stringify(await configDoc(brokerAddresses)));
+      return target;
+    },
     async close() {
       for (const b of brokers) await b.close().catch(() => undefined);
       // Drop the database roles this suite's leases created, while a leader is there.

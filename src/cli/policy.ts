@@ -175,7 +175,7 @@ export function registerPolicyCommands(program: Command): void {
       const set = await loadOrReport(s.dir, s.maxTtlSeconds);
       if (set === undefined) return;
       const facts = await zuulFacts(set, options, pinnedTenants(set));
-      const warnings = set.grants.flatMap((g) => configProjectWarnings(g, facts));
+      const warnings = set.grants.flatMap((g) => configProjectWarnings(g, facts, set.secrets));
       for (const w of warnings) {
         process.stderr.write(`${at(w)}: warning ${w.kind}: grant '${w.grant}' ${w.message}\n`);
       }

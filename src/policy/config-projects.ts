@@ -11,7 +11,13 @@
  * holds the token) and `pipeline` (post-merge, so no unreviewed change chose the job).
  */
 import { compileGlob } from './glob.js';
-import type { Grant, MatchField, PolicyWarning, ZuulTenantFacts } from './types.js';
+import type {
+  Grant,
+  MatchField,
+  PolicyWarning,
+  SecretDefinition,
+  ZuulTenantFacts,
+} from './types.js';
 
 /** The fields that tell one job using a shared token secret from another. */
 const DISTINGUISHING_FIELDS: readonly MatchField[] = ['job', 'playbook', 'pipeline'];
@@ -46,18 +52,36 @@ function listed(names: readonly string[]): string {
   return more > 0 ? `${shown.join(', ')} and ${more} more` : shown.join(', ');
 }
 
+/** Secrets the grant allows whose KV path is filled with `{project}`. */
+function perProjectSecrets(
+  grant: Grant,
+  secrets: ReadonlyMap<string, SecretDefinition> | undefined,
+): string[] {
+  return grant.allow.filter((name) => {
+    const source = secrets?.get(name)?.source;
+    return source?.kind === 'kv' && source.path.includes('{project}');
+  });
+}
+
+/**
+ * Warnings for one grant: it matches a config project's token secret and leaves job,
+ * playbook or pipeline open; or it hands such a token a secret whose path uses
+ * `{project}` (always the config project there, never the project the build is for).
+ */
 export function configProjectWarnings(
   grant: Grant,
   facts: ZuulTenantFacts | undefined,
+  secrets?: ReadonlyMap<string, SecretDefinition>,
 ): PolicyWarning[] {
   if (facts === undefined) return [];
-  const missing = DISTINGUISHING_FIELDS.filter((field) => grant.match[field] === undefined);
-  if (missing.length === 0) return [];
   const reached = reachedConfigProjects(grant, facts);
   if (reached.length === 0) return [];
-  const pinnedBy = grant.match.project === undefined ? 'its tenant/secret fields' : 'project';
-  return [
-    {
+  const location = grant.matchLocations?.project ?? grant.location;
+  const warnings: PolicyWarning[] = [];
+  const missing = DISTINGUISHING_FIELDS.filter((field) => grant.match[field] === undefined);
+  if (missing.length > 0) {
+    const pinnedBy = grant.match.project === undefined ? 'its tenant/secret fields' : 'project';
+    warnings.push({
       grant: grant.name,
       kind: 'config-project-identity',
       message:
@@ -65,7 +89,19 @@ export function configProjectWarnings(
         'a token secret defined in a config project gives every job that uses it, for every project, one identity ' +
         '(sub names the project that defines the secret, not the project a build runs for); ' +
         'pin job, playbook and pipeline, or let each project define its own token secret',
-      location: grant.matchLocations?.project ?? grant.location,
-    },
-  ];
+      location,
+    });
+  }
+  const placeholders = perProjectSecrets(grant, secrets);
+  if (placeholders.length > 0) {
+    warnings.push({
+      grant: grant.name,
+      kind: 'config-project-identity',
+      message:
+        `allows ${listed(placeholders)}, whose path uses {project}, to the token secret of config project ${listed(reached)}: ` +
+        'for that token {project} is always the config project, never the project a build runs for',
+      location,
+    });
+  }
+  return warnings;
 }

@@ -63,7 +63,11 @@ function isLiteral(pattern: string): boolean {
 }
 
 /** Warnings depend only on the grant, not on the identity being explained. */
-export function grantWarnings(grant: Grant, zuul?: ZuulTenantFacts): ExplainWarning[] {
+export function grantWarnings(
+  grant: Grant,
+  zuul?: ZuulTenantFacts,
+  secrets?: PolicySet['secrets'],
+): ExplainWarning[] {
   const warnings: ExplainWarning[] = [];
   const at = (field?: MatchField) =>
     (field === undefined ? undefined : grant.matchLocations?.[field]) ?? grant.location;
@@ -110,7 +114,7 @@ export function grantWarnings(grant: Grant, zuul?: ZuulTenantFacts): ExplainWarn
           : 'the tenant pattern spans several tenants',
     });
   }
-  warnings.push(...configProjectWarnings(grant, zuul));
+  warnings.push(...configProjectWarnings(grant, zuul, secrets));
   return warnings;
 }
 
@@ -163,6 +167,6 @@ export function explain(
     identity: subject,
     grants,
     secrets: Object.fromEntries(secrets),
-    warnings: relevant.flatMap((g) => grantWarnings(g, zuul)),
+    warnings: relevant.flatMap((g) => grantWarnings(g, zuul, set.secrets)),
   };
 }

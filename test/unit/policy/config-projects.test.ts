@@ -106,6 +106,34 @@ secrets:
     ]);
   });
 
+  it('names secrets whose {project} path would be the config project, even in a pinned grant', () => {
+    const set = load(`
+secrets:
+  per-project: { kv: { mount: secret, path: "zuul/{tenant}/{project}/deploy" } }
+  literal: { kv: { mount: secret, path: zuul/scs/admin } }
+grants:
+  - name: pinned
+    match:
+      tenant: scs
+      project: github.com/SovereignCloudStack/zuul-config
+      pipeline: post
+      job: deploy
+      playbook: github.com/SovereignCloudStack/zuul-config/playbooks/deploy.yaml
+    allow: [per-project, literal]
+  - name: own-projects
+    match: { tenant: scs, project: github.com/SovereignCloudStack/standards, pipeline: post }
+    allow: [per-project]
+`);
+    const messages = set.grants.flatMap((g) =>
+      configProjectWarnings(g, FACTS, set.secrets).map((w) => `${w.grant}: ${w.message}`),
+    );
+    expect(messages).toEqual([
+      expect.stringMatching(
+        /^pinned: allows 'per-project', whose path uses \{project\}, to the token secret of config project 'scs\/github.com\/SovereignCloudStack\/zuul-config': /,
+      ),
+    ]);
+  });
+
   it('says nothing without facts about config projects', () => {
     const [g] = load(grant('{ tenant: scs }')).grants;
     if (g === undefined) throw new Error('no grant');

@@ -97,6 +97,8 @@ export interface BackupServiceOptions {
   /** Every outcome (metrics, audit). */
   readonly onOutcome?: (outcome: BackupOutcome, trigger: 'schedule' | 'manual') => unknown;
   readonly onBoundary?: (boundary: BackupBoundary) => Promise<void> | void;
+  /** The verification by restore; replaceable only so unit tests need no OpenBao binary. */
+  readonly verifier?: typeof verifySnapshot;
 }
 
 export interface BackupService {
@@ -210,7 +212,7 @@ export function createBackupService(options: BackupServiceOptions): BackupServic
     await stage('write', () => writeManifest(dir, manifest));
     // The lock stays ours through the verification, which takes seconds.
     await held.update({});
-    const result = await verifySnapshot(
+    const result = await (options.verifier ?? verifySnapshot)(
       path.join(dir, file),
       manifest,
       verifyToken,

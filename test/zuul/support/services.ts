@@ -46,10 +46,22 @@ export function startService(
   }
 }
 
-/** The last `lines` lines of a service's log, for failure messages. */
+/**
+ * Redacts what could be a secret before a log line goes into a failure message: values
+ * with the canary prefix (the suite's seeded secrets) and anything shaped like a JWT.
+ * The logs hold neither (the suite checks that); a leak must not be repeated in the
+ * test report.
+ */
+export function redact(text: string): string {
+  return text
+    .replace(/zsb-canary-[A-Za-z0-9_-]*/g, '<redacted canary>')
+    .replace(/eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, '<redacted JWT>');
+}
+
+/** The last `lines` lines of a service's log, redacted, for failure messages. */
 export function logTail(file: string, lines = 40): string {
   try {
-    return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+    return redact(readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n'));
   } catch {
     return '(no log)';
   }

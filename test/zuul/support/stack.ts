@@ -347,7 +347,14 @@ admin.enableServer=false
     });
 
     // --- a database of its own ---
-    await withPg(pgt, 'postgres', (c) => c.query(`CREATE DATABASE "${database}"`));
+    await withPg(pgt, 'postgres', (c) => c.query(`CREATE DATABASE "${database}"`)).catch(
+      (error: unknown) => {
+        throw new Error(
+          `PostgreSQL at ${pgt.host}:${pgt.port} as ${pgt.user} (PGHOST, PGPORT, PGUSER, ` +
+            `PGPASSWORD): cannot create the suite's database: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      },
+    );
     databaseCreated = true;
 
     // --- OpenBao dev server and its seed ---

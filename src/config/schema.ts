@@ -79,7 +79,11 @@ export const IssuerConfigSchema = z
         refreshIntervalSeconds: seconds(300, 86400),
         /** A key set older than this is not used: requests get 503. */
         maxStaleSeconds: seconds(3600, 7 * 86400),
-        /** At most one extra fetch this often on an unknown kid or a failed signature. */
+        /**
+         * At most one extra fetch this often on a failed signature with a known kid (Zuul's
+         * key reset) or a stale cache. An unknown kid waits for its own refresh, paced at one
+         * per second (ADR 0010).
+         */
         minRefetchIntervalSeconds: seconds(30, 3600),
       })
       .strict()

@@ -210,6 +210,11 @@ export function compileOpenBaoSetup(
         why: 'create build tokens',
       },
       {
+        path: `auth/token/roles/${options.buildTokenRole}`,
+        capabilities: ['read'],
+        why: "readiness: the build token role exists (/readyz check 'dynamic')",
+      },
+      {
         path: 'sys/leases/revoke',
         capabilities: ['update'],
         why: 'undo leases of failed requests',

@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -24,6 +24,8 @@ export interface ClusterNode {
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts the process again on the same data directory and ports. */
   start(): Promise<void>;
+  /** The last lines of the server's log (for a failing test's message; no secrets there). */
+  logTail(lines?: number): string;
 }
 
 export interface OpenBaoCluster {
@@ -140,6 +142,14 @@ class ProcessNode implements ClusterNode {
     private readonly configFile: string,
     private readonly logFile: string,
   ) {}
+
+  logTail(lines = 20): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').trim().split('\n').slice(-lines).join('\n');
+    } catch {
+      return this.tail();
+    }
+  }
 
   running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && !this.child.signalCode;

@@ -47,8 +47,15 @@ async function fill(file: string): Promise<number> {
 }
 
 async function appliedIndex(address: string): Promise<number> {
-  const leader = await baoCall(address, 'GET', 'sys/leader');
-  return Number(leader.body.raft_applied_index ?? -1);
+  try {
+    const leader = await baoCall(address, 'GET', 'sys/leader');
+    return Number(leader.body.raft_applied_index ?? -1);
+  } catch (error) {
+    const node = fixture.cluster.nodes.find((n) => n.address === address);
+    throw new Error(
+      `${node?.id} at ${address} does not answer (running: ${node?.running()}): ${(error as Error).message}\n${node?.logTail(15)}`,
+    );
+  }
 }
 
 beforeAll(async () => {

@@ -5,12 +5,12 @@
  * timer pipeline and a post pipeline; results come from zuul-web's REST API and the
  * broker's audit log. One Zuul serves every case, so the cases run in this order.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { captureText, registerCanary } from '../support/canary.js';
+import { captureText, registerCanary, registerToken } from '../support/canary.js';
 import { CANARY_PREFIX, LOG_DIR_ENV, readCanaries } from '../support/canary-scan.js';
-import { commitFiles, HOST } from './support/repos.js';
+import { AUDIENCE, commitFiles, HOST, TENANT } from './support/repos.js';
 import { type Build, type Stack, startStack } from './support/stack.js';
 
 const plantCanary = process.env.ZSB_ZUUL_PLANT_CANARY === '1';
@@ -42,6 +42,19 @@ async function expectResult(s: Stack, build: Build, result: string): Promise<voi
   if (build.result !== result) {
     throw new Error(`expected ${result}, got ${describeBuild(build)}\n${s.tails(25)}`);
   }
+}
+
+/**
+ * The Zuul ID token the zsb-revoke job's run playbook left for the suite (registered as a
+ * canary at once): its decoded header and claims, never the token itself in a message.
+ */
+async function runToken(s: Stack, build: Build) {
+  const jwt = (await readFile(path.join(s.outDir, `${build.uuid}-run.jwt`), 'utf8')).trim();
+  registerToken(jwt);
+  const [header = '', payload = ''] = jwt.split('.');
+  const decode = (part: string) =>
+    JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>;
+  return { header: decode(header), claims: decode(payload) };
 }
 
 describe('the broker with a real Zuul 14.3.0', () => {
@@ -111,6 +124,21 @@ describe('the broker with a real Zuul 14.3.0', () => {
     });
     await res.body?.cancel();
     expect(res.status, 'lookup-self with the revoked build token child').toBe(403);
+    // The token the broker verified for it, as Zuul minted it (shared/design/zuul-token.md).
+    const { header, claims } = await runToken(s, build);
+    expect(header).toMatchObject({ alg: 'RS256', typ: 'JWT' });
+    expect(String(header.kid)).toMatch(/^RS256-\d+$/);
+    expect(claims).toMatchObject({
+      iss: s.webUrl,
+      sub: `secret:${TENANT}/${HOST}/zuul-config/broker-id`,
+      aud: AUDIENCE,
+      tenant: TENANT,
+      'build-uuid': build.uuid,
+      'job-name': 'zsb-revoke',
+      pipeline: 'periodic',
+      playbook: `${HOST}/zuul-config/playbooks/token.yaml`,
+    });
+    expect(Number(claims.exp) - Number(claims.iat)).toBe(600);
   });
 
   it('per-project identities: a grant for proj-a serves proj-a and refuses proj-b', async () => {
@@ -170,12 +198,24 @@ describe('the broker with a real Zuul 14.3.0', () => {
     expect(newKids.length, `key set after rotation: ${newKids.join(', ')}`).toBe(
       oldKids.length + 1,
     );
-    const build = await s.nextBuild('zsb-granted', rotated + 1000, BUILD_WAIT);
-    await expectResult(s, build, 'SUCCESS');
+    const [granted, revoke] = await Promise.all([
+      s.nextBuild('zsb-granted', rotated + 1000, BUILD_WAIT),
+      s.nextBuild('zsb-revoke', rotated + 1000, BUILD_WAIT),
+    ]);
+    await expectResult(s, granted, 'SUCCESS');
+    await expectResult(s, revoke, 'SUCCESS');
+    // The executor signed with the new key at once, and the broker accepted it.
+    const added = newKids.filter((k) => !oldKids.includes(k));
+    expect((await runToken(s, revoke)).header.kid).toBe(added[0]);
   });
 
   it('no secret value in job output, Zuul logs, ZooKeeper data, the Zuul database or the broker logs', async () => {
     const s = await stack();
+    // Zuul's own job tokens (those the zsb-revoke builds left) are canaries too.
+    for (const file of await readdir(s.outDir)) {
+      if (file.endsWith('-run.jwt'))
+        registerToken(await readFile(path.join(s.outDir, file), 'utf8'));
+    }
     const outputs = await s.outputs();
     const jobOutputs = outputs.filter((o) => o.kind.startsWith('job-output.'));
     expect(jobOutputs.length, 'job-output.txt and .json of the builds').toBeGreaterThanOrEqual(10);

@@ -262,6 +262,14 @@ export function configRepoFiles(v: SuiteValues): Record<string, string> {
         dest: "{{ zsb_out_dir }}/{{ zuul.build }}-token.json"
         mode: "0600"
       no_log: true
+
+    # The suite checks its claims and signing key, and scans every output for it.
+    - name: Leave this playbook's Zuul ID token for the suite
+      ansible.builtin.copy:
+        content: "{{ broker_token }}"
+        dest: "{{ zsb_out_dir }}/{{ zuul.build }}-run.jwt"
+        mode: "0600"
+      no_log: true
 `;
   const revoke = `- name: Revoke the build's secrets (cleanup playbook)
   hosts: localhost

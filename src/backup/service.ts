@@ -257,6 +257,8 @@ export function createBackupService(options: BackupServiceOptions): BackupServic
       let shipped = false;
       if (options.hook !== undefined) {
         const hook = options.hook;
+        // Shipping may take minutes: the lock is renewed for it.
+        await held.update({});
         await stage('ship', () =>
           runShipHook(hook, {
             snapshot: snapshotPath,

@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { type DevOpenBaoCluster, isDevCluster } from '../dev/openbao-cluster.js';
 import { PROJECT_ROOT } from '../dev/openbao-dev-server.js';
 import {
   DEV_STATE_DIR,
@@ -87,6 +88,18 @@ function printExample(state: PlaygroundState, rootToken: string): void {
   process.stdout.write(lines.join('\n'));
 }
 
+function printClusterNodes(bao: DevOpenBaoCluster): void {
+  const lines = [
+    'OpenBao runs as a 3-node raft cluster (static seal, performance_multiplier = 1); the',
+    'broker is given every address (docs/high-availability.md). Kill a node to watch the',
+    'broker fail over; `curl -s <broker>/readyz` names the active, lagging and lost nodes:',
+    '',
+    ...bao.cluster.nodes.map((n) => `  ${n.id}  ${n.address}  pid ${n.pid() ?? '-'}`),
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
+}
+
 export function registerDevCommands(program: Command): void {
   const dev = program
     .command('dev')
@@ -97,25 +110,36 @@ export function registerDevCommands(program: Command): void {
     .option('--port <port>', 'broker port (0 = any free port)', '8080')
     .option('--policies <dir>', 'policy directory', path.join(PROJECT_ROOT, 'policies'))
     .option('--log-level <level>', 'broker log level', 'info')
-    .action(async (options: { host: string; port: string; policies: string; logLevel: string }) => {
-      const port = Number(options.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535)
-        throw new Error('--port must be 0-65535');
-      const logger = createLogger(options.logLevel, process.stderr);
-      const playground = await startPlayground({
-        host: options.host,
-        port,
-        policies: options.policies,
-        stateDir: path.resolve(DEV_STATE_DIR),
-        logger,
-      });
-      printExample(playground.state, playground.rootToken);
-      const stop = () => {
-        void playground.stop().then(() => process.exit(0));
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
+    .option('--ha', 'OpenBao as a 3-node raft cluster (static seal) instead of one dev server')
+    .action(
+      async (options: {
+        host: string;
+        port: string;
+        policies: string;
+        logLevel: string;
+        ha?: boolean;
+      }) => {
+        const port = Number(options.port);
+        if (!Number.isInteger(port) || port < 0 || port > 65535)
+          throw new Error('--port must be 0-65535');
+        const logger = createLogger(options.logLevel, process.stderr);
+        const playground = await startPlayground({
+          host: options.host,
+          port,
+          policies: options.policies,
+          stateDir: path.resolve(DEV_STATE_DIR),
+          logger,
+          ...(options.ha ? { ha: true } : {}),
+        });
+        printExample(playground.state, playground.rootToken);
+        if (isDevCluster(playground.openbao)) printClusterNodes(playground.openbao);
+        const stop = () => {
+          void playground.stop().then(() => process.exit(0));
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      },
+    );
 
   dev
     .command('token')

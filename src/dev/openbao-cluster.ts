@@ -11,7 +11,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { findBaoBinary, freeLoopbackPort } from './openbao-dev-server.js';
+import { type DevOpenBao, findBaoBinary, freeLoopbackPort } from './openbao-dev-server.js';
 
 export interface ClusterNode {
   readonly id: string;
@@ -26,6 +26,8 @@ export interface ClusterNode {
   start(): Promise<void>;
   /** The last lines of the server's log (for a failing test's message; no secrets there). */
   logTail(lines?: number): string;
+  /** The process id while running. */
+  pid(): number | undefined;
 }
 
 export interface OpenBaoCluster {
@@ -130,6 +132,20 @@ async function freePorts(count: number): Promise<number[]> {
   return [...ports];
 }
 
+/** Every server this process started and has not stopped: killed if the process exits first. */
+const liveServers = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function track(child: ChildProcess): void {
+  liveServers.add(child);
+  child.once('exit', () => liveServers.delete(child));
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // A crashed test or playground must not leave raft servers running on the machine.
+  process.once('exit', () => {
+    for (const server of liveServers) server.kill('SIGKILL');
+  });
+}
+
 class ProcessNode implements ClusterNode {
   private child: ChildProcess | undefined;
   private stderrTail = '';
@@ -151,6 +167,10 @@ class ProcessNode implements ClusterNode {
     }
   }
 
+  pid(): number | undefined {
+    return this.running() ? this.child?.pid : undefined;
+  }
+
   running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && !this.child.signalCode;
   }
@@ -168,6 +188,7 @@ class ProcessNode implements ClusterNode {
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
     });
     closeSync(log);
+    track(child);
     child.stderr?.on('data', (chunk: Buffer) => {
       this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-3000);
     });
@@ -356,4 +377,30 @@ async function waitForKvEverywhere(
       await sleep(100);
     }
   }
+}
+
+/** The cluster as the playground uses a dev server (`zsb dev --ha`), with every address. */
+export interface DevOpenBaoCluster extends DevOpenBao {
+  readonly addresses: readonly string[];
+  readonly cluster: OpenBaoCluster;
+}
+
+export function isDevCluster(bao: DevOpenBao): bao is DevOpenBaoCluster {
+  return 'cluster' in bao && 'addresses' in bao;
+}
+
+export async function startDevOpenBaoCluster(
+  options: ClusterOptions = {},
+): Promise<DevOpenBaoCluster> {
+  const cluster = await startOpenBaoCluster(options);
+  const first = cluster.nodes[0];
+  return {
+    address: first?.address ?? '',
+    addresses: cluster.nodes.map((n) => n.address),
+    rootToken: cluster.rootToken,
+    version: cluster.version,
+    binary: cluster.binary,
+    cluster,
+    stop: () => cluster.stop(),
+  };
 }

@@ -14,6 +14,7 @@ import { type RunningBroker, startBroker } from '../main.js';
 import { createOpenBaoClient } from '../openbao/client.js';
 import { compileOpenBaoSetup, DEFAULT_COMPILE_OPTIONS } from '../policy/compile.js';
 import { formatProblem, loadPolicyDir } from '../policy/load.js';
+import { type DevOpenBaoCluster, isDevCluster, startDevOpenBaoCluster } from './openbao-cluster.js';
 import { type DevOpenBao, startDevOpenBao } from './openbao-dev-server.js';
 import { DEFAULT_ZUUL_TOKEN, ZuulIssuer } from './zuul-issuer.js';
 
@@ -61,11 +62,13 @@ export interface PlaygroundOptions {
   readonly logger: Logger;
   /** RSA modulus of the playground issuer (Zuul uses 4096). */
   readonly modulusLength?: number;
+  /** A 3-node raft cluster instead of one dev server (`zsb dev --ha`, high-availability.md). */
+  readonly ha?: boolean;
 }
 
 export interface Playground {
   readonly state: PlaygroundState;
-  readonly openbao: DevOpenBao;
+  readonly openbao: DevOpenBao | DevOpenBaoCluster;
   readonly rootToken: string;
   stop(): Promise<void>;
 }
@@ -76,10 +79,13 @@ export async function startPlayground(options: PlaygroundOptions): Promise<Playg
     for (const stop of stopped.reverse()) await stop().catch(() => undefined);
   };
   try {
-    const bao = await startDevOpenBao();
+    const bao: DevOpenBao | DevOpenBaoCluster = options.ha
+      ? await startDevOpenBaoCluster()
+      : await startDevOpenBao();
     stopped.push(bao.stop);
+    const addresses: readonly string[] = isDevCluster(bao) ? bao.addresses : [bao.address];
     const admin = createOpenBaoClient({
-      addresses: [bao.address],
+      addresses,
       timeoutMs: 5000,
       maxConnections: 4,
       token: () => bao.rootToken,
@@ -94,7 +100,13 @@ export async function startPlayground(options: PlaygroundOptions): Promise<Playg
         `policies in ${options.policies} are invalid:\n${loaded.problems.map(formatProblem).join('\n')}`,
       );
     const setup = compileOpenBaoSetup(loaded.set, DEFAULT_COMPILE_OPTIONS);
-    await admin.putAclPolicy('zsb-broker', setup.brokerPolicy);
+    // On a cluster, readiness also reads autopilot (ADR 0012); zsb policy compile does not
+    // grant that yet.
+    const autopilot = 'path "sys/storage/raft/autopilot/state" { capabilities = ["read"] }\n';
+    await admin.putAclPolicy(
+      'zsb-broker',
+      isDevCluster(bao) ? `${setup.brokerPolicy}\n${autopilot}` : setup.brokerPolicy,
+    );
     await admin.putAclPolicy(DEFAULT_COMPILE_OPTIONS.buildPolicy, setup.buildPolicy);
     await admin.putTokenRole(DEFAULT_COMPILE_OPTIONS.buildTokenRole, { ...setup.buildTokenRole });
     const brokerToken = await admin.createToken({
@@ -119,7 +131,7 @@ export async function startPlayground(options: PlaygroundOptions): Promise<Playg
       {
         listen: { host: options.host, port: options.port },
         issuers: [{ issuer: issuer.issuer, audience: DEFAULT_ZUUL_TOKEN.audience }],
-        openbao: { address: bao.address, auth: { method: 'token', tokenFile } },
+        openbao: { addresses, auth: { method: 'token', tokenFile } },
         policies: options.policies,
       },
       'zsb dev',

@@ -198,9 +198,11 @@ describe('the broker with a real Zuul 14.3.0', () => {
     expect(newKids.length, `key set after rotation: ${newKids.join(', ')}`).toBe(
       oldKids.length + 1,
     );
+    // A few seconds' margin for the executor's cache of the key store (a ZooKeeper watch).
+    const after = rotated + 3000;
     const [granted, revoke] = await Promise.all([
-      s.nextBuild('zsb-granted', rotated + 1000, BUILD_WAIT),
-      s.nextBuild('zsb-revoke', rotated + 1000, BUILD_WAIT),
+      s.nextBuild('zsb-granted', after, BUILD_WAIT),
+      s.nextBuild('zsb-revoke', after, BUILD_WAIT),
     ]);
     await expectResult(s, granted, 'SUCCESS');
     await expectResult(s, revoke, 'SUCCESS');

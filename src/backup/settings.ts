@@ -3,7 +3,7 @@
  * broker's OpenBao client for KV (canary, lock), a streaming snapshot transfer to the same
  * addresses with the broker's token, and the verification settings.
  */
-import { readFileSync } from 'node:fs';
+import { PrivateFileError, readPrivateFileSync } from '../config/private-file.js';
 import type { Config } from '../config/schema.js';
 import type { KvReader, KvWriter } from '../openbao/interface.js';
 import { createSnapshotTransfer } from '../openbao/snapshot.js';
@@ -39,8 +39,9 @@ export function scheduleOf(backup: BackupConfig): BackupSchedule {
 export function readTokenFile(file: string, key: string): string {
   let token: string;
   try {
-    token = readFileSync(file, 'utf8').trim();
+    token = readPrivateFileSync(file, key).toString('utf8').trim();
   } catch (error) {
+    if (error instanceof PrivateFileError) throw error;
     throw new Error(`${key}: cannot read ${file} (${(error as NodeJS.ErrnoException).code})`);
   }
   if (token === '') throw new Error(`${key}: ${file} is empty`);

@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { privateModeProblem } from '../config/private-file.js';
 import { OpenBaoError } from '../openbao/errors.js';
 import type { SnapshotRestoreRejection } from '../openbao/interface.js';
 import { createSnapshotTransfer, SnapshotRestoreError } from '../openbao/snapshot.js';
@@ -94,6 +95,21 @@ export async function verifySnapshot(
   if (!options.skipFileCheck) {
     const problem = await checkFile(file, manifest);
     if (problem !== undefined) return failed('file', problem);
+  }
+
+  // The seal key is the whole secret store's key: refused unless private, like every secret file.
+  try {
+    const problem = privateModeProblem(
+      (await stat(settings.sealKeyFile)).mode,
+      settings.sealKeyFile,
+      'backup.verify.sealKeyFile',
+    );
+    if (problem !== undefined) return failed('scratch', problem);
+  } catch (error) {
+    return failed(
+      'scratch',
+      `backup.verify.sealKeyFile: cannot read ${settings.sealKeyFile} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
 
   let node: ScratchOpenBao | undefined;

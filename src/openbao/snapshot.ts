@@ -13,6 +13,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { readPrivateFileSync } from '../config/private-file.js';
 import { kindForStatus, OpenBaoError } from './errors.js';
 import type { ClusterInfo, RaftSnapshots, SnapshotRestoreRejection } from './interface.js';
 
@@ -57,7 +58,7 @@ function readTls(tls: SnapshotTransferOptions['tls']): https.AgentOptions {
   return {
     ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
     ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
-    ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
+    ...(tls.keyFile ? { key: readPrivateFileSync(tls.keyFile, 'openbao.tls.keyFile') } : {}),
   };
 }
 

@@ -132,8 +132,11 @@ export function createSnapshotTransfer(options: SnapshotTransferOptions): RaftSn
         let started = false;
         // A failure of the destination (a full disk) is the caller's, not OpenBao's: rethrown as is.
         let destinationError: unknown;
+        // Whichever side failed first: pipeline() then destroys the other side with the error.
+        let firstFailure: 'upstream' | 'destination' | undefined;
         const onDestinationError = (error: unknown) => {
           destinationError ??= error;
+          firstFailure ??= 'destination';
         };
         destination.once('error', onDestinationError);
         try {
@@ -165,10 +168,18 @@ export function createSnapshotTransfer(options: SnapshotTransferOptions): RaftSn
               callback(null, chunk);
             },
           });
+          res.once('error', () => {
+            firstFailure ??= 'upstream';
+          });
+          count.once('error', () => {
+            firstFailure ??= 'upstream';
+          });
           await pipeline(res, count, destination, { signal });
           return { bytes, sha256: hash.digest('hex') };
         } catch (error) {
-          if (destinationError !== undefined) throw destinationError;
+          if (firstFailure === 'destination' && !signal.aborted) {
+            throw destinationError;
+          }
           lastError = classify('raft snapshot', error, signal);
           // Bytes already went to the destination: another address cannot append to them.
           if (started || (lastError.kind !== 'unavailable' && lastError.kind !== 'sealed'))

@@ -10,7 +10,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { openAuditLog } from '../audit/log.js';
-import { readManifestOf } from '../backup/directory.js';
+import { listDirectory, readManifestOf } from '../backup/directory.js';
 import { isVerified } from '../backup/manifest.js';
 import { auditedBackup } from '../backup/scheduler.js';
 import {
@@ -116,9 +116,21 @@ function registerList(backup: Command): void {
     .action(async (_options: unknown, command: Command) => {
       // `--config` may stand before or after `list`: commander gives it to `backup` then.
       const options = command.optsWithGlobals<{ json?: boolean; config?: string }>();
-      const { service, stop } = await backupServiceForCli(loadConfigFile(configFile(options)));
+      const config = backupConfig(loadConfigFile(configFile(options)));
+      // The directory first, without OpenBao: in a disaster it is what is left to look at.
+      const files = await listDirectory(config.backup.directory);
+      let listing: Awaited<ReturnType<BackupService['list']>> = { ...files, record: undefined };
+      let stop: () => Promise<void> = async () => undefined;
       try {
-        const listing = await service.list();
+        const connected = await backupServiceForCli(config);
+        stop = connected.stop;
+        listing = await connected.service.list();
+      } catch (error) {
+        process.stderr.write(
+          `zsb: the shared backup record was not read (${(error as Error).message})\n`,
+        );
+      }
+      try {
         if (options.json) {
           process.stdout.write(`${JSON.stringify(listing, null, 2)}\n`);
           return;

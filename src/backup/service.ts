@@ -106,6 +106,7 @@ export interface BackupService {
   run(options?: {
     readonly force?: boolean;
     readonly trigger?: 'schedule' | 'manual';
+    readonly signal?: AbortSignal;
   }): Promise<BackupOutcome>;
   list(): Promise<{
     readonly snapshots: readonly ListedSnapshot[];
@@ -176,7 +177,10 @@ export function createBackupService(options: BackupServiceOptions): BackupServic
     }
   }
 
-  async function snapshotAndVerify(held: HeldLock): Promise<{
+  async function snapshotAndVerify(
+    held: HeldLock,
+    signal: AbortSignal | undefined,
+  ): Promise<{
     manifest: Manifest;
     verification: Verification;
   }> {
@@ -217,6 +221,7 @@ export function createBackupService(options: BackupServiceOptions): BackupServic
       manifest,
       verifyToken,
       options.verify,
+      signal ? { signal } : {},
     );
     const verification: Verification = {
       result: result.ok ? 'verified' : 'failed',
@@ -245,13 +250,13 @@ export function createBackupService(options: BackupServiceOptions): BackupServic
     return deleted;
   }
 
-  async function runLocked(held: HeldLock): Promise<BackupOutcome> {
+  async function runLocked(held: HeldLock, signal?: AbortSignal): Promise<BackupOutcome> {
     const startedAt = new Date(now()).toISOString();
     await held.update({ lastStartedAt: startedAt });
     await removeStaleTemporaries(dir, now()).catch(() => 0);
     let manifest: Manifest | undefined;
     try {
-      ({ manifest } = await snapshotAndVerify(held));
+      ({ manifest } = await snapshotAndVerify(held, signal));
       const verifiedAt = manifest.verification?.at ?? startedAt;
       const snapshotPath = path.join(dir, manifest.file);
       let shipped = false;
@@ -324,7 +329,9 @@ export function createBackupService(options: BackupServiceOptions): BackupServic
     }
   }
 
-  async function run(runOptions: { force?: boolean } = {}): Promise<BackupOutcome> {
+  async function run(
+    runOptions: { force?: boolean; signal?: AbortSignal } = {},
+  ): Promise<BackupOutcome> {
     let held: HeldLock | 'busy';
     try {
       const record = await state.read();
@@ -341,7 +348,7 @@ export function createBackupService(options: BackupServiceOptions): BackupServic
     }
     if (held === 'busy') return { outcome: 'busy' };
     try {
-      return await runLocked(held);
+      return await runLocked(held, runOptions.signal);
     } catch (error) {
       log.warn({ error: describe(error) }, 'backup lock lost to another instance; stopping');
       return { outcome: 'failed', stage: 'lock', reason: describe(error) };
@@ -364,11 +371,13 @@ export function createBackupService(options: BackupServiceOptions): BackupServic
     schedule(checkIntervalSeconds) {
       let running: Promise<unknown> | undefined;
       let stopped = false;
+      // On shutdown a verification in flight ends at once instead of at its timeout.
+      const controller = new AbortController();
       // One run at a time: a run longer than the interval skips ticks.
       const tick = () => {
         if (running !== undefined || stopped) return;
         running = service
-          .run({ trigger: 'schedule' })
+          .run({ trigger: 'schedule', signal: controller.signal })
           .catch((error: unknown) => {
             log.error({ error: describe(error) }, 'backup scheduler failed');
           })
@@ -382,6 +391,7 @@ export function createBackupService(options: BackupServiceOptions): BackupServic
       return async () => {
         stopped = true;
         clearInterval(timer);
+        controller.abort();
         await running;
       };
     },

@@ -83,7 +83,7 @@ export async function verifySnapshot(
   manifest: Manifest,
   sourceToken: string,
   settings: VerifySettings,
-  options: { readonly skipFileCheck?: boolean } = {},
+  options: { readonly skipFileCheck?: boolean; readonly signal?: AbortSignal } = {},
 ): Promise<VerifyResult> {
   const started = performance.now();
   const deadline = Date.now() + settings.timeoutMs;
@@ -149,6 +149,8 @@ export async function verifySnapshot(
     const reader = node.reader(sourceToken);
     let last = 'no answer';
     while (Date.now() < deadline) {
+      // A shutting-down broker does not wait out the timeout (the node is killed below).
+      if (options.signal?.aborted) return failed('canary', 'stopped: the broker is shutting down');
       try {
         const entry = await reader.kvRead(manifest.canary.mount, manifest.canary.path);
         if (entry !== null) {

@@ -143,4 +143,36 @@ describe('a backup run', () => {
     expect(outcome).toMatchObject({ outcome: 'failed', stage: 'write' });
     if (outcome.outcome === 'failed') expect(outcome.reason).toContain('ENOENT');
   });
+
+  it('the scheduler runs a due backup at once; stopping it ends a verification in flight', async () => {
+    let verifying: () => void = () => undefined;
+    const started = new Promise<void>((resolve) => {
+      verifying = resolve;
+    });
+    const outcomes: string[] = [];
+    const s = service({
+      verifier: async (_file, _manifest, _token, _settings, options) => {
+        verifying();
+        await new Promise<void>((resolve) =>
+          options?.signal?.addEventListener('abort', () => resolve()),
+        );
+        return {
+          ok: false,
+          seconds: 0,
+          stage: 'canary',
+          reason: 'stopped: the broker is shutting down',
+          openbaoVersion: '',
+        };
+      },
+      onOutcome: (outcome) => {
+        outcomes.push(outcome.outcome);
+      },
+    });
+    const stop = s.schedule(3600);
+    await started;
+    const before = Date.now();
+    await stop();
+    expect(Date.now() - before).toBeLessThan(2000);
+    expect(outcomes).toEqual(['failed']);
+  });
 });

@@ -5,7 +5,7 @@
  * report 0. Labels: `stage`, a closed set (BACKUP_STAGES).
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { BACKUP_STAGES, type BackupOutcome } from './service.js';
+import { BACKUP_STAGES, type BackupOutcome } from './types.js';
 
 export function createBackupMetrics(registry: Registry): (outcome: BackupOutcome) => void {
   const lastSuccess = new Gauge({

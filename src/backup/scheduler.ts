@@ -8,8 +8,8 @@ import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { KvReader, KvWriter } from '../openbao/interface.js';
 import { createBackupMetrics } from './metrics.js';
-import type { BackupLogger, BackupOutcome } from './service.js';
 import { backupServiceFor } from './settings.js';
+import type { BackupLogger, BackupOutcome } from './types.js';
 
 /** The audit event of a run (runs that did nothing are not audited). */
 export function auditedBackup(outcome: BackupOutcome, trigger: 'schedule' | 'manual') {

@@ -33,48 +33,8 @@ import {
   type Verification,
 } from './manifest.js';
 import { applyRetention, type RetentionPolicy } from './retention.js';
+import type { BackupBoundary, BackupLogger, BackupOutcome, BackupStage } from './types.js';
 import { type VerifySettings, verifySnapshot } from './verify.js';
-
-export const BACKUP_STAGES = [
-  'lock',
-  'canary',
-  'snapshot',
-  'write',
-  'verify',
-  'ship',
-  'retention',
-] as const;
-export type BackupStage = (typeof BACKUP_STAGES)[number];
-
-/** Points where a test may stop the process (ZSB_BACKUP_PAUSE_AT): a crash mid-write. */
-export const BACKUP_BOUNDARIES = ['snapshot-streamed', 'snapshot-renamed'] as const;
-export type BackupBoundary = (typeof BACKUP_BOUNDARIES)[number];
-
-export type BackupOutcome =
-  | {
-      readonly outcome: 'verified';
-      readonly file: string;
-      readonly manifest: Manifest;
-      readonly shipped: boolean;
-      readonly deleted: readonly string[];
-      readonly record: BackupRecord;
-    }
-  | {
-      readonly outcome: 'failed';
-      readonly stage: BackupStage;
-      readonly reason: string;
-      readonly file?: string;
-      readonly manifest?: Manifest;
-      readonly record?: BackupRecord;
-    }
-  | { readonly outcome: 'busy'; readonly record?: BackupRecord }
-  | { readonly outcome: 'not-due'; readonly nextDue: string; readonly record: BackupRecord };
-
-export interface BackupLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
 
 export interface BackupServiceOptions {
   readonly openbao: KvReader & KvWriter & RaftSnapshots;

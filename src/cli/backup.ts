@@ -13,13 +13,9 @@ import { openAuditLog } from '../audit/log.js';
 import { listDirectory, readManifestOf } from '../backup/directory.js';
 import { isVerified } from '../backup/manifest.js';
 import { auditedBackup } from '../backup/scheduler.js';
-import {
-  BACKUP_BOUNDARIES,
-  type BackupBoundary,
-  type BackupOutcome,
-  type BackupService,
-} from '../backup/service.js';
+import type { BackupService } from '../backup/service.js';
 import { backupServiceFor, readTokenFile } from '../backup/settings.js';
+import { BACKUP_BOUNDARIES, type BackupBoundary, type BackupOutcome } from '../backup/types.js';
 import { checkFile, verifySnapshot } from '../backup/verify.js';
 import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';

@@ -219,24 +219,7 @@ export function createBackupService(options: BackupServiceOptions): BackupServic
       ({ manifest } = await snapshotAndVerify(held, signal));
       const verifiedAt = manifest.verification?.at ?? startedAt;
       const snapshotPath = path.join(dir, manifest.file);
-      let shipped = false;
-      if (options.hook !== undefined) {
-        const hook = options.hook;
-        // Shipping may take minutes: the lock is renewed for it.
-        await held.update({});
-        await stage('ship', () =>
-          runShipHook(hook, {
-            snapshot: snapshotPath,
-            manifest: manifestNameOf(snapshotPath),
-            dir,
-          }),
-        ).catch(async (error: unknown) => {
-          // Verified but not shipped: verified it stays, the run still fails.
-          await held.update({ lastVerifiedAt: verifiedAt, lastFile: manifest?.file });
-          throw error;
-        });
-        shipped = true;
-      }
+      const shipped = await ship(held, manifest, verifiedAt);
       const deleted = await stage('retention', applyPolicy);
       await held.release({
         lastSuccessAt: startedAt,
@@ -266,27 +249,52 @@ export function createBackupService(options: BackupServiceOptions): BackupServic
       };
     } catch (error) {
       if (error instanceof BackupLockLost) throw error;
-      const failure =
-        error instanceof StageFailure ? error : new StageFailure('snapshot', describe(error));
-      manifest = (error as { manifest?: Manifest }).manifest ?? manifest;
-      const at = new Date(now()).toISOString();
-      await held
-        .release({
-          lastError: { at, stage: failure.stage, message: failure.message },
-          failures: (held.record.failures ?? 0) + 1,
-        })
-        .catch((releaseError: unknown) =>
-          log.error({ error: describe(releaseError) }, 'backup outcome not recorded'),
-        );
-      log.error({ stage: failure.stage, error: failure.message }, 'backup failed');
-      return {
-        outcome: 'failed',
-        stage: failure.stage,
-        reason: failure.message,
-        ...(manifest ? { manifest, file: path.join(dir, manifest.file) } : {}),
-        record: held.record,
-      };
+      return failedRun(held, error, manifest);
     }
+  }
+
+  /** Runs the hook, if any; a failure fails the run, but the snapshot stays verified. */
+  async function ship(held: HeldLock, manifest: Manifest, verifiedAt: string): Promise<boolean> {
+    const hook = options.hook;
+    if (hook === undefined) return false;
+    const snapshot = path.join(dir, manifest.file);
+    // Shipping may take minutes: the lock is renewed for it.
+    await held.update({});
+    await stage('ship', () =>
+      runShipHook(hook, { snapshot, manifest: manifestNameOf(snapshot), dir }),
+    ).catch(async (error: unknown) => {
+      await held.update({ lastVerifiedAt: verifiedAt, lastFile: manifest.file });
+      throw error;
+    });
+    return true;
+  }
+
+  /** Records the failure in the shared record (releasing the lock) and reports it. */
+  async function failedRun(
+    held: HeldLock,
+    error: unknown,
+    known: Manifest | undefined,
+  ): Promise<BackupOutcome> {
+    const failure =
+      error instanceof StageFailure ? error : new StageFailure('snapshot', describe(error));
+    const manifest = (error as { manifest?: Manifest }).manifest ?? known;
+    const at = new Date(now()).toISOString();
+    await held
+      .release({
+        lastError: { at, stage: failure.stage, message: failure.message },
+        failures: (held.record.failures ?? 0) + 1,
+      })
+      .catch((releaseError: unknown) =>
+        log.error({ error: describe(releaseError) }, 'backup outcome not recorded'),
+      );
+    log.error({ stage: failure.stage, error: failure.message }, 'backup failed');
+    return {
+      outcome: 'failed',
+      stage: failure.stage,
+      reason: failure.message,
+      ...(manifest ? { manifest, file: path.join(dir, manifest.file) } : {}),
+      record: held.record,
+    };
   }
 
   async function run(

@@ -52,6 +52,11 @@ export interface ClusterOptions {
   readonly prepareDataDir?: (nodeId: string, dataDir: string) => Promise<void>;
   /** Where the cluster's directory is created (default the system's temp directory). */
   readonly parentDir?: string;
+  /**
+   * A declarative file audit device per node (2.7 refuses to create one through the API):
+   * called with the node's directory before its first start, answers the log file's path.
+   */
+  readonly auditFile?: (nodeId: string, nodeDir: string) => Promise<string | undefined>;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -97,7 +102,16 @@ function nodeConfig(
   peers: readonly { port: number }[],
   keyFile: string,
   dataDir: string,
+  auditFile: string | undefined,
 ): string {
+  const audit =
+    auditFile === undefined
+      ? ''
+      : `audit "file" "file" {
+  description = "zsb cluster audit"
+  options { file_path = "${auditFile}" }
+}
+`;
   const joins = peers
     .map((p) => `  retry_join { leader_api_addr = "http://127.0.0.1:${p.port}" }`)
     .join('\n');
@@ -120,7 +134,7 @@ api_addr     = "http://127.0.0.1:${self.port}"
 cluster_addr = "https://127.0.0.1:${self.clusterPort}"
 ui           = false
 log_level    = "info"
-# ${dir}
+${audit}# ${dir}
 `;
 }
 
@@ -237,9 +251,10 @@ export async function startOpenBaoCluster(options: ClusterOptions = {}): Promise
     const dataDir = path.join(nodeDir, 'data');
     await mkdir(dataDir, { recursive: true });
     await options.prepareDataDir?.(spec.id, dataDir);
+    const auditFile = await options.auditFile?.(spec.id, nodeDir);
     const configFile = path.join(nodeDir, 'config.hcl');
     const peers = specs.filter((s) => s.id !== spec.id);
-    await writeFile(configFile, nodeConfig(dir, spec, peers, keyFile, dataDir));
+    await writeFile(configFile, nodeConfig(dir, spec, peers, keyFile, dataDir, auditFile));
     nodes.push(
       new ProcessNode(
         spec.id,

@@ -1,8 +1,9 @@
 /**
  * SIGKILL of the active OpenBao node while jobs fetch KV and database secrets at a steady
- * rate through a broker given all three addresses: failures only inside the election
- * window, each a 503 with Retry-After, none 5 s after the new leader is active; every lease
- * issued is in its build's ledger and dies at revoke. Figures are printed.
+ * rate through two broker instances given all three addresses (in different orders):
+ * failures only inside the election window, each a 503 with Retry-After, none 5 s after
+ * the new leader is active; every lease issued is in its build's ledger and dies at a
+ * revoke sent to the other instance. Figures are printed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBroker } from '../../src/main.js';
@@ -19,11 +20,13 @@ import {
 } from '../support/raft-cluster.js';
 
 let fixture: ClusterFixture;
-let broker: RunningBroker;
+/** Two instances, as behind a load balancer: jobs fetch from one and revoke at the other. */
+let brokers: RunningBroker[];
 
 beforeAll(async () => {
   fixture = await startClusterFixture('kill');
-  broker = await fixture.startBroker();
+  const reversed = [...fixture.addresses].reverse();
+  brokers = [await fixture.startBroker(), await fixture.startBroker({ addresses: reversed })];
 });
 
 afterAll(async () => {
@@ -51,7 +54,7 @@ describe('leader SIGKILL under steady load', () => {
       for (let i = offset; running && i < 100000; i++) {
         const build = builds[i % builds.length] ?? '';
         const token = fixture.issuer.mint({ 'build-uuid': build });
-        const answer = await call(broker.url, 'POST', '/v1/fetch', token, {
+        const answer = await call(brokers[i % 2]?.url ?? '', 'POST', '/v1/fetch', token, {
           secrets: [kind === 'kv' ? 'clouds' : 'status-page-db'],
         });
         samples.push({ ...answer, kind, build });
@@ -110,8 +113,9 @@ describe('leader SIGKILL under steady load', () => {
     for (const build of builds) {
       const ledger = await ledgerOf(fixture, build);
       expect(ledger.entries.filter((e) => e.kind === 'build-token').length).toBeGreaterThan(0);
+      // At the instance that did not issue most of it: the ledger is shared, fresh.
       const revoked = await call(
-        broker.url,
+        brokers[1]?.url ?? '',
         'POST',
         '/v1/revoke',
         fixture.issuer.mint({ 'build-uuid': build }),
@@ -140,7 +144,7 @@ describe('leader SIGKILL under steady load', () => {
     // The killed node comes back as a follower; the broker keeps serving.
     await leader.start();
     const after = await call(
-      broker.url,
+      brokers[0]?.url ?? '',
       'POST',
       '/v1/fetch',
       fixture.issuer.mint({ 'build-uuid': newBuild() }),

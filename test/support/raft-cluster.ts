@@ -71,6 +71,7 @@ async function ok(
 
 export interface ClusterFixtureOptions {
   readonly prepareDataDir?: (nodeId: string, dataDir: string) => Promise<void>;
+  readonly auditFile?: (nodeId: string, nodeDir: string) => Promise<string | undefined>;
   /** Extra broker configuration merged over the defaults (top-level keys replaced). */
   readonly brokerConfig?: Record<string, unknown>;
 }
@@ -82,6 +83,7 @@ export async function startClusterFixture(
   const started = Date.now();
   const cluster = await startOpenBaoCluster({
     ...(options.prepareDataDir ? { prepareDataDir: options.prepareDataDir } : {}),
+    ...(options.auditFile ? { auditFile: options.auditFile } : {}),
   });
   registerCanary(cluster.rootToken);
   const addresses = cluster.nodes.map((n) => n.address);

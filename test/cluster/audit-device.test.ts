@@ -1,0 +1,124 @@
+/**
+ * The active node's only audit device cannot write (its file system is full): OpenBao
+ * fails every audited request, while its `sys/health` keeps answering 200. The broker's
+ * readiness must see it (the canary read is audited) and fail; nothing is served; once
+ * space is freed it recovers.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, open, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningBroker } from '../../src/main.js';
+import {
+  baoCall,
+  type ClusterFixture,
+  call,
+  newBuild,
+  sleep,
+  startClusterFixture,
+} from '../support/raft-cluster.js';
+
+const mounted: string[] = [];
+const auditDirs = new Map<string, string>();
+let fixture: ClusterFixture;
+let broker: RunningBroker;
+let ballast = '';
+
+beforeAll(async () => {
+  fixture = await startClusterFixture('audit', {
+    auditFile: async (nodeId, nodeDir) => {
+      const dir = path.join(nodeDir, 'audit');
+      await mkdir(dir, { recursive: true });
+      try {
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', dir]);
+      } catch (error) {
+        throw new Error(
+          `cannot mount a tmpfs for the audit scenario (needs root): ${(error as Error).message}`,
+        );
+      }
+      mounted.push(dir);
+      auditDirs.set(nodeId, dir);
+      return path.join(dir, 'audit.log');
+    },
+  });
+  broker = await fixture.startBroker();
+}, 180000);
+
+afterAll(async () => {
+  if (ballast) await rm(ballast, { force: true });
+  await fixture?.close();
+  for (const dir of mounted) {
+    try {
+      execFileSync('umount', [dir]);
+    } catch {
+      execFileSync('umount', ['-l', dir]);
+    }
+  }
+  if (fixture) await rm(fixture.cluster.dir, { recursive: true, force: true });
+});
+
+async function fill(file: string): Promise<void> {
+  const handle = await open(file, 'w');
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  try {
+    for (let i = 0; i < 1024; i++) {
+      try {
+        await handle.write(chunk);
+      } catch {
+        break;
+      }
+    }
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+async function readiness() {
+  const res = await fetch(`${broker.url}/readyz`, { signal: AbortSignal.timeout(20000) });
+  const body = (await res.json()) as { checks: { openbao: { status: string; detail: string } } };
+  return {
+    http: res.status,
+    check: body.checks.openbao.status,
+    detail: body.checks.openbao.detail,
+  };
+}
+
+describe("the active node's only audit device full", () => {
+  it('fails readiness through the canary read although sys/health says 200, and recovers', async () => {
+    const token = () => fixture.issuer.mint({ 'build-uuid': newBuild() });
+    expect((await readiness()).http).toBe(200);
+    const active = await fixture.cluster.waitForActive();
+    const dir = auditDirs.get(active.id);
+    if (dir === undefined) throw new Error('no audit directory for the active node');
+    ballast = path.join(dir, 'ballast');
+    await fill(ballast);
+
+    const health = await baoCall(active.address, 'GET', 'sys/health');
+    const down = await readiness();
+    const fetched = await call(broker.url, 'POST', '/v1/fetch', token(), { secrets: ['clouds'] });
+    process.stdout.write(
+      `[cluster audit] ${active.id}'s audit file system full: its sys/health ${health.status}; ` +
+        `broker /readyz ${down.http} (${down.detail.split(';')[0]}); a fetch ${fetched.status}\n`,
+    );
+    expect(health.status).toBe(200);
+    expect(down.http).toBe(503);
+    expect(down.detail).toContain('canary read through the active node failed');
+    expect(fetched.status).not.toBe(200);
+    expect([502, 503]).toContain(fetched.status);
+
+    await rm(ballast, { force: true });
+    ballast = '';
+    const freedAt = Date.now();
+    let up = await readiness();
+    while (up.http !== 200 && Date.now() - freedAt < 20000) {
+      await sleep(250);
+      up = await readiness();
+    }
+    const again = await call(broker.url, 'POST', '/v1/fetch', token(), { secrets: ['clouds'] });
+    process.stdout.write(
+      `[cluster audit] space freed: /readyz ${up.http} after ${Date.now() - freedAt} ms, a fetch ${again.status}\n`,
+    );
+    expect(up.http).toBe(200);
+    expect(again.status).toBe(200);
+  });
+});

@@ -1,9 +1,10 @@
 /**
  * The restore drill (docs/backup-and-restore.md): a real 3-node raft cluster
  * (src/dev/openbao-cluster.ts) behind a real broker; jobs fetch their secrets; `zsb backup`
- * takes a verified snapshot; every node and its data is destroyed; a new 3-node cluster is
- * started with nothing but the seal key; `zsb backup restore` loads the file; a new broker
- * with the old broker token serves the same jobs the same secrets. Measures the restore.
+ * takes a verified snapshot and ships it (a local `cp` as the hook); every node, its data and
+ * the backup directory are destroyed; a new 3-node cluster is started with nothing but the
+ * seal key; `zsb backup restore` loads the off-site copy; a new broker with the old broker
+ * token serves the same jobs the same secrets. Measures the restore.
  */
 import { cp, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -45,7 +46,8 @@ describe('restore drill: destroy every node, restore from the file and the seal 
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const backups = path.join(dir, 'backups');
     const escrow = path.join(dir, 'seal-escrow'); // apart from the snapshots, as the runbook says
-    await Promise.all([backups, escrow, path.join(dir, 'policies')].map((d) => mkdir(d)));
+    const offsite = path.join(dir, 'offsite'); // what the ship hook copies to
+    await Promise.all([backups, escrow, offsite, path.join(dir, 'policies')].map((d) => mkdir(d)));
 
     // --- the cluster in production, and the broker in front of it
     const old = await startOpenBaoCluster({ parentDir: dir });
@@ -88,6 +90,8 @@ describe('restore drill: destroy every node, restore from the file and the seal 
         directory: backups,
         every: '1h',
         verify: { sealKeyFile: sealKey, sealKeyId: 'k1', timeoutSeconds: 90 },
+        // The off-site copy: a local command standing in for rclone/s3cmd.
+        hook: { command: ['cp', '-t', offsite] },
       },
     });
     const fetchAs = async (broker: RunningBroker, build: string) =>
@@ -105,14 +109,17 @@ describe('restore drill: destroy every node, restore from the file and the seal 
     const configFile = path.join(dir, 'config.yaml');
     await writeFile(configFile, stringify(configFor(old)));
     const taken = await runZsb(['backup', '--config', configFile], { cwd: dir });
-    expect(taken.stdout, taken.stderr).toMatch(/^verified: /);
-    const file = taken.stdout.slice('verified: '.length).split(' (')[0] ?? '';
+    expect(taken.stdout, taken.stderr).toMatch(/^verified: .*shipped/);
+    const local = taken.stdout.slice('verified: '.length).split(' (')[0] ?? '';
+    // Restored from the off-site copy: the machine with the backup directory is gone too.
+    const file = path.join(offsite, path.basename(local));
     // Written after the snapshot: lost by the restore, as the runbook says.
     await admin.kvWrite('secret', `${prefix}/after-snapshot`, { note: 'lost' });
 
     // --- disaster: every node and its data gone, the broker too
     await broker.close();
     await old.stop();
+    await rm(backups, { recursive: true });
     await expect(stat(old.dir)).rejects.toMatchObject({ code: 'ENOENT' });
 
     // --- a new cluster from nothing but the seal key, then the file

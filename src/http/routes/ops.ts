@@ -32,8 +32,12 @@ export function registerOpsRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
               detail: health.status === 'unreachable' ? health.detail : `OpenBao ${health.status}`,
             };
     const credential = deps.credential?.status();
-    if (credential && openbao.status === 'ok' && credential.status !== 'ok') {
-      openbao = { status: credential.status, detail: `${openbao.detail}; ${credential.detail}` };
+    // A degraded cluster (a node lagging) must not hide an expiring credential.
+    if (credential && openbao.status !== 'failing' && credential.status !== 'ok') {
+      openbao = {
+        status: worst([openbao.status, credential.status]),
+        detail: `${openbao.detail}; ${credential.detail}`,
+      };
     }
     const policies: Check = deps.policies.status();
     const issuerStatuses = deps.verifier.status();

@@ -168,6 +168,25 @@ describe('zsb backup against a real raft OpenBao', () => {
     expect(w.stdout).toContain('another seal key');
     expect(w.code).toBe(1);
 
+    // `zsb backup restore` refuses the altered copy before touching any cluster.
+    await writeFile(path.join(dir, 'target-token'), 'unused-token', { mode: 0o600 });
+    const restoreArgs = [
+      '--address',
+      'http://127.0.0.1:1',
+      '--token-file',
+      path.join(dir, 'target-token'),
+    ];
+    const r = await runZsb(['backup', 'restore', altered, ...restoreArgs], { cwd: dir });
+    expect(r.stderr).toContain('SHA-256 differs from its manifest');
+    expect(r.code).toBe(1);
+    // … and a snapshot whose manifest does not say verified, unless told to.
+    const m = JSON.parse(await readFile(`${truncated}.manifest.json`, 'utf8'));
+    delete m.verification;
+    await writeFile(`${truncated}.manifest.json`, JSON.stringify(m));
+    const u = await runZsb(['backup', 'restore', truncated, ...restoreArgs], { cwd: dir });
+    expect(u.stderr).toContain('is not verified');
+    expect(u.code).toBe(1);
+
     const good = await backup('verify', firstSnapshot);
     expect(good.stdout).toContain('verified:');
     expect(good.code).toBe(0);

@@ -13,10 +13,10 @@ import {
   type ClusterRouter,
   type ClusterView,
   createClusterRouter,
-  describeCluster,
   isNoActiveNode,
   type NodeProbe,
 } from './cluster.js';
+import { createClusterCaller } from './cluster-client.js';
 import { kindForStatus, OpenBaoError, type OpenBaoErrorKind } from './errors.js';
 import type {
   DynamicIssuer,
@@ -308,14 +308,29 @@ export function createOpenBaoClient(
       return { status: 0, body: undefined };
     }
   };
-  const router: ClusterRouter | undefined =
-    clients.length > 1 ? createClusterRouter(options.addresses, probe) : undefined;
-
   const maxAttempts = Math.min(
     10,
     Math.max(1, Math.trunc(options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS)),
   );
   const retryBaseDelayMs = Math.max(0, options.retryBaseDelayMs ?? DEFAULT_RETRY_BASE_DELAY_MS);
+  const router: ClusterRouter | undefined =
+    clients.length > 1 ? createClusterRouter(options.addresses, probe) : undefined;
+  const cluster =
+    router === undefined
+      ? undefined
+      : createClusterCaller(router, {
+          send: (index, request) => {
+            const client = clients[index];
+            if (client === undefined) throw new OpenBaoError('request', 'unavailable', 0);
+            return client.request({ ...request, httpAgent, httpsAgent });
+          },
+          classify: (operation, error) => classify(operation, error, true),
+          timeoutMs: options.timeoutMs,
+          maxAttempts,
+          retryBaseDelayMs,
+          maxRetryDelayMs: MAX_RETRY_DELAY_MS,
+          ...(options.observe ? { observe: options.observe } : {}),
+        });
 
   /**
    * One call, with failover and bounded retries for idempotent calls only. A call that creates
@@ -332,7 +347,7 @@ export function createOpenBaoClient(
     const headers: Record<string, string> = { ...raw.headers };
     if (!raw.anonymous) headers['X-Vault-Token'] = raw.token ?? options.token();
     if (options.namespace) headers['X-Vault-Namespace'] = options.namespace;
-    if (router !== undefined) return callActive(raw, router, headers);
+    if (cluster !== undefined) return cluster.call(raw, headers);
     const rounds = raw.idempotent ? maxAttempts : 1;
     const addressesPerRound = raw.idempotent ? clients.length : 1;
     const started = performance.now();
@@ -391,135 +406,6 @@ export function createOpenBaoClient(
     const failure = lastError ?? new OpenBaoError(raw.operation, 'unavailable', 0);
     finish(failure.kind);
     throw failure;
-  }
-
-  /**
-   * One call in a cluster: always to the active node. Before anything was sent, any call
-   * waits (within its rounds and its timeout) for an active node to be found; once sent,
-   * only an idempotent call is sent again. A node that fails, redirects or says it has no
-   * active node is forgotten as active, so the next attempt looks again.
-   */
-  async function callActive(
-    raw: RawCall,
-    cluster: ClusterRouter,
-    baseHeaders: Record<string, string>,
-  ): Promise<unknown> {
-    const started = performance.now();
-    let sent = 0;
-    let lastError: OpenBaoError | undefined;
-    const finish = (outcome: 'ok' | OpenBaoErrorKind): void => {
-      options.observe?.({
-        operation: raw.operation,
-        outcome,
-        seconds: (performance.now() - started) / 1000,
-        attempts: sent,
-      });
-    };
-    for (let round = 0; round < maxAttempts; round++) {
-      if (round > 0) {
-        if (sent > 0 && !raw.idempotent) break;
-        const ceiling = Math.min(MAX_RETRY_DELAY_MS, retryBaseDelayMs * 2 ** (round - 1));
-        const delay = Math.max(10, Math.random() * ceiling);
-        if (performance.now() - started + delay >= options.timeoutMs) break;
-        await new Promise((resolve) => setTimeout(resolve, delay));
-      }
-      const index = await cluster.active();
-      const client = index === undefined ? undefined : clients[index];
-      if (index === undefined || client === undefined) {
-        lastError = new OpenBaoError(raw.operation, 'unavailable', 0);
-        continue;
-      }
-      // Reads carry the fresh-read headers: should this node have stopped being active,
-      // it forwards the read to the node that is, or fails it (ADR 0012).
-      const headers =
-        raw.method === 'GET' && !raw.anonymous
-          ? { ...baseHeaders, ...cluster.readHeaders() }
-          : baseHeaders;
-      sent += 1;
-      let body: unknown;
-      try {
-        body = await client.request({
-          path: raw.path,
-          method: raw.method,
-          headers,
-          timeout: options.timeoutMs,
-          httpAgent,
-          httpsAgent,
-          ...(raw.json === undefined ? {} : { json: raw.json }),
-        });
-      } catch (error) {
-        lastError = classify(raw.operation, error, true);
-        if (!isTransient(lastError)) {
-          finish(lastError.kind);
-          throw lastError;
-        }
-        cluster.lost(index);
-        continue;
-      }
-      if (body !== undefined && body !== '' && !isObject(body)) {
-        finish('upstream');
-        throw new OpenBaoError(raw.operation, 'upstream', 200);
-      }
-      finish('ok');
-      return body;
-    }
-    const failure = lastError ?? new OpenBaoError(raw.operation, 'unavailable', 0);
-    finish(failure.kind);
-    throw failure;
-  }
-
-  /**
-   * Readiness of a cluster: an active node, a canary read through it (authenticated and
-   * audited, so a failing audit device or a lost quorum fails it, which `sys/health` does
-   * not show), and every node's state and lag.
-   */
-  async function clusterHealth(cluster: ClusterRouter): Promise<OpenBaoHealth> {
-    const view = await cluster.view();
-    const active = view.active === undefined ? undefined : view.nodes[view.active];
-    if (active === undefined) {
-      return {
-        status: 'unreachable',
-        detail: `no active OpenBao node among ${view.nodes.length} (election or quorum lost); ${describeCluster(view).detail}`,
-      };
-    }
-    try {
-      await call({
-        operation: 'canary read',
-        method: 'GET',
-        path: '/auth/token/lookup-self',
-        idempotent: false,
-      });
-    } catch (error) {
-      const kind = error instanceof OpenBaoError ? error.kind : 'upstream';
-      return {
-        status: 'unreachable',
-        detail: `canary read through the active node failed (${kind}); ${describeCluster(view).detail}`,
-      };
-    }
-    let autopilot: ClusterView['autopilot'];
-    try {
-      const body = await call({
-        operation: 'autopilot state',
-        method: 'GET',
-        path: '/sys/storage/raft/autopilot/state',
-        idempotent: false,
-      });
-      const data = isObject(body) && isObject(body.data) ? body.data : {};
-      autopilot = {
-        healthy: data.healthy === true,
-        failureTolerance: typeof data.failure_tolerance === 'number' ? data.failure_tolerance : 0,
-      };
-    } catch (error) {
-      autopilot = {
-        unknown:
-          error instanceof OpenBaoError && error.kind === 'permission_denied'
-            ? 'permission denied'
-            : 'unavailable',
-      };
-    }
-    const full: ClusterView = { ...view, autopilot };
-    cluster.record(full);
-    return { status: 'ok', version: view.version ?? '', cluster: describeCluster(full) };
   }
 
   function kvDataPath(mount: string, path: string): string {
@@ -758,7 +644,7 @@ export function createOpenBaoClient(
     },
 
     async health(): Promise<OpenBaoHealth> {
-      if (router !== undefined) return clusterHealth(router);
+      if (cluster !== undefined) return cluster.health(call);
       let body: unknown;
       try {
         // node-vault resolves sys/health for every status, so the body tells the state.

@@ -44,6 +44,9 @@ export interface ClusterCallerOptions {
   }) => void;
 }
 
+/** How long after a 500 a leader that lost its leadership has stepped down (measured < 0.5 s). */
+const STEP_DOWN_GRACE_MS = 500;
+
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -64,6 +67,17 @@ export function createClusterCaller(
   router: ClusterRouter,
   options: ClusterCallerOptions,
 ): ClusterCaller {
+  /**
+   * Whether the node that answered 500 stopped being active: asked at once and, since its
+   * step-down may lag the failed commit by a moment, once more {@link STEP_DOWN_GRACE_MS}
+   * later. Costs a wait only on a 500, which a healthy cluster does not answer.
+   */
+  async function steppedDown(index: number): Promise<boolean> {
+    if (!(await router.isActiveNow(index))) return true;
+    await new Promise((resolve) => setTimeout(resolve, STEP_DOWN_GRACE_MS));
+    return !(await router.isActiveNow(index));
+  }
+
   /**
    * Always to the active node. Before anything was sent, any call waits (within its
    * rounds and its timeout) for an active node to be found; once sent, only an idempotent
@@ -116,6 +130,16 @@ export function createClusterCaller(
         });
       } catch (error) {
         lastError = options.classify(raw.operation, error);
+        // A 500 from a node that is no longer active: it lost leadership under this call
+        // (a leader whose raft disk filled steps down at once, and answers the call in
+        // flight with an internal error). Outcome unknown, like a lost connection.
+        if (
+          lastError.kind === 'upstream' &&
+          lastError.status === 500 &&
+          (await steppedDown(index))
+        ) {
+          lastError = new OpenBaoError(raw.operation, 'unavailable', 500);
+        }
         if (!isTransient(lastError)) {
           finish(lastError.kind);
           throw lastError;

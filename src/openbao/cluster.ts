@@ -81,10 +81,23 @@ export function freshReadHeaders(clusterId: string): Record<string, string> {
   return { 'X-Vault-Index': index, 'X-Vault-Inconsistent': 'forward-active-node' };
 }
 
-/** OpenBao's words for "I am not active and cannot reach the active node". */
+/**
+ * OpenBao's (and raft's) words for "no leader took this": not active and no active node
+ * known, leadership lost while committing, or a leader that could not store the log entry
+ * (its disk full: it steps down at once, openbao-ha.md §3.1). Another node may be active a
+ * moment later; a write that got one of these has an unknown outcome.
+ */
+const NO_LEADER = [
+  'active cluster node not found',
+  'leadership lost',
+  'node is not the leader',
+  'unable to store logs',
+];
+
+/** A redirect (a standby that cannot forward) or one of {@link NO_LEADER}. */
 export function isNoActiveNode(status: number, errors: readonly string[]): boolean {
   if (status >= 300 && status < 400) return true;
-  return status === 500 && errors.some((e) => e.includes('active cluster node not found'));
+  return status === 500 && errors.some((e) => NO_LEADER.some((words) => e.includes(words)));
 }
 
 export interface ClusterRouter {
@@ -92,6 +105,8 @@ export interface ClusterRouter {
   active(): Promise<number | undefined>;
   /** Forget the active node (it failed, redirected, or said it is not active). */
   lost(index: number): void;
+  /** Asks this node's `sys/health` now: is it (still) the active node? */
+  isActiveNow(index: number): Promise<boolean>;
   /** Fresh-read headers, once the cluster's id is known. */
   readHeaders(): Record<string, string>;
   /** Probes every node (readiness, metrics); also refreshes the active node. */
@@ -157,6 +172,9 @@ export function createClusterRouter(
     },
     lost(index) {
       if (activeIndex === index) activeIndex = undefined;
+    },
+    async isActiveNow(index) {
+      return (await healthOf(index)).role === 'active';
     },
     readHeaders() {
       return clusterId ? freshReadHeaders(clusterId) : {};

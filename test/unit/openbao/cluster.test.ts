@@ -73,6 +73,19 @@ describe('finding the active node', () => {
     expect(probe.calls).toBe(2);
   });
 
+  it('tells whether a node is active right now', async () => {
+    const router = createClusterRouter(
+      ADDRESSES,
+      probeOf([
+        { status: 429, body: standby },
+        { status: 200, body: active },
+      ]),
+    );
+    expect(await router.isActiveNow(0)).toBe(false);
+    expect(await router.isActiveNow(1)).toBe(true);
+    expect(await router.isActiveNow(2)).toBe(false);
+  });
+
   it('learns the cluster id for fresh reads from sys/health', async () => {
     const router = createClusterRouter(ADDRESSES, probeOf([{ status: 200, body: active }]));
     expect(router.readHeaders()).toEqual({});

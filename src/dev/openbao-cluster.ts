@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -174,11 +174,8 @@ class ProcessNode implements ClusterNode {
   ) {}
 
   logTail(lines = 20): string {
-    try {
-      return readFileSync(this.logFile, 'utf8').trim().split('\n').slice(-lines).join('\n');
-    } catch {
-      return this.tail();
-    }
+    // The server logs to stderr (kept in memory, its tail); stdout (the file) has the banner.
+    return this.tail().split('\n').slice(-lines).join('\n');
   }
 
   pid(): number | undefined {
@@ -204,7 +201,7 @@ class ProcessNode implements ClusterNode {
     closeSync(log);
     track(child);
     child.stderr?.on('data', (chunk: Buffer) => {
-      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-3000);
+      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-8000);
     });
     this.child = child;
     const deadline = Date.now() + 15000;

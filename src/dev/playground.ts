@@ -100,13 +100,7 @@ export async function startPlayground(options: PlaygroundOptions): Promise<Playg
         `policies in ${options.policies} are invalid:\n${loaded.problems.map(formatProblem).join('\n')}`,
       );
     const setup = compileOpenBaoSetup(loaded.set, DEFAULT_COMPILE_OPTIONS);
-    // On a cluster, readiness also reads autopilot (ADR 0012); zsb policy compile does not
-    // grant that yet.
-    const autopilot = 'path "sys/storage/raft/autopilot/state" { capabilities = ["read"] }\n';
-    await admin.putAclPolicy(
-      'zsb-broker',
-      isDevCluster(bao) ? `${setup.brokerPolicy}\n${autopilot}` : setup.brokerPolicy,
-    );
+    await admin.putAclPolicy('zsb-broker', setup.brokerPolicy);
     await admin.putAclPolicy(DEFAULT_COMPILE_OPTIONS.buildPolicy, setup.buildPolicy);
     await admin.putTokenRole(DEFAULT_COMPILE_OPTIONS.buildTokenRole, { ...setup.buildTokenRole });
     const brokerToken = await admin.createToken({

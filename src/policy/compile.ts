@@ -197,6 +197,13 @@ export function compileOpenBaoSetup(
   broker.push(
     { path: 'auth/token/lookup-self', capabilities: ['read'], why: "the broker's own token TTL" },
     {
+      // Unused on a single server; on a raft cluster /readyz reports what sys/health
+      // hides (docs/high-availability.md). Read-only, no sudo.
+      path: 'sys/storage/raft/autopilot/state',
+      capabilities: ['read'],
+      why: 'readiness: raft autopilot health and failure tolerance',
+    },
+    {
       path: 'auth/token/renew-self',
       capabilities: ['update'],
       why: "renew the broker's own token",

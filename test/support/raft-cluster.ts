@@ -174,11 +174,8 @@ rotations:
   };
   const setup = compileOpenBaoSetup(loaded.set, names);
   const brokerPolicy = `broker-${prefix}`;
-  // The broker's ACL as compiled, plus what its cluster readiness reads (ADR 0012).
-  await admin.putAclPolicy(
-    brokerPolicy,
-    `${setup.brokerPolicy}\npath "sys/storage/raft/autopilot/state" { capabilities = ["read"] }\n`,
-  );
+  // The broker's ACL exactly as compiled: it includes what cluster readiness reads (ADR 0012).
+  await admin.putAclPolicy(brokerPolicy, setup.brokerPolicy);
   await admin.putAclPolicy(names.buildPolicy, setup.buildPolicy);
   await admin.putTokenRole(names.buildTokenRole, { ...setup.buildTokenRole });
 

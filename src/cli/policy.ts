@@ -286,6 +286,7 @@ export function registerPolicyCommands(program: Command): void {
     .option('--config <file>', 'broker configuration')
     .option('--apply', 'write everything to OpenBao (BAO_ADDR and BAO_TOKEN of an admin)')
     .option('--name <name>', "ACL policy name of the broker's own token", 'zsb-broker')
+    .option('--backup', 'include what backups need (implied by a backup: section)')
     .description(
       'print the least-privilege OpenBao set-up for the broker: its policy, the build-token policy and role',
     )
@@ -300,6 +301,8 @@ export function registerPolicyCommands(program: Command): void {
         buildTokenRole: openbao?.buildTokenRole ?? DEFAULT_COMPILE_OPTIONS.buildTokenRole,
         buildPolicy: openbao?.buildPolicy ?? DEFAULT_COMPILE_OPTIONS.buildPolicy,
         maxTtlSeconds: s.maxTtlSeconds,
+        // --backup, or a configuration with a backup: section: what backups need too.
+        backup: (options as { backup?: boolean }).backup === true || s.config?.backup !== undefined,
       };
       const setup = compileOpenBaoSetup(set, compileOptions);
       if (!options.apply) {

@@ -23,6 +23,8 @@ export interface CompileOptions {
   readonly buildTokenRole: string;
   readonly buildPolicy: string;
   readonly maxTtlSeconds: number;
+  /** The broker takes verified backups (docs/backup-and-restore.md): snapshot, lock, canary. */
+  readonly backup?: boolean;
 }
 
 export const DEFAULT_COMPILE_OPTIONS: CompileOptions = {
@@ -156,6 +158,19 @@ function rotationRules(set: PolicySet, options: CompileOptions): Rule[] {
   return rules;
 }
 
+/** What backups need; a restore needs sudo on the same path, an admin's action, not the broker's. */
+function backupRules(options: CompileOptions): Rule[] {
+  if (!options.backup) return [];
+  return [
+    { path: 'sys/storage/raft/snapshot', capabilities: ['read'], why: 'take raft snapshots' },
+    {
+      path: `${options.stateMount}/data/${options.statePrefix}/backup/*`,
+      capabilities: ['create', 'read', 'update'],
+      why: 'backup lock and canary',
+    },
+  ];
+}
+
 function hclString(value: string): string {
   // HCL string escapes are JSON's for the characters a validated path can hold.
   return JSON.stringify(value);
@@ -234,6 +249,7 @@ export function compileOpenBaoSetup(
     );
   }
   broker.push(...rotationRules(set, options));
+  broker.push(...backupRules(options));
   const tokenPolicies = secrets.flatMap(([, s]) =>
     s.source.kind === 'token' ? s.source.policies : [],
   );

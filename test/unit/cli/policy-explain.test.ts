@@ -89,7 +89,7 @@ describe('policy explain', () => {
 describe('policy compile', () => {
   const hcl = compileAclPolicy(SET);
 
-  it('grants read on exactly the referenced KV paths and the undo path', () => {
+  it('grants read on exactly the referenced KV paths, the undo path and cluster readiness', () => {
     const paths = [...hcl.matchAll(/^path "([^"]+)"/gm)].map((m) => m[1]);
     expect(paths).toEqual([
       'secret/data/zuul/scs/clouds',
@@ -102,6 +102,7 @@ describe('policy compile', () => {
       'secret/data/zuul/orphan',
       'auth/token/revoke-accessor',
       'auth/token/lookup-self',
+      'sys/storage/raft/autopilot/state',
       'auth/token/renew-self',
     ]);
     expect(hcl).not.toMatch(/"\*"|\/\*"/);

@@ -3,8 +3,6 @@
  * TLS), and the broker's own credential kept alive behind it. Shared by `zsb serve` and
  * the commands that act as the broker (`zsb rotate`), so both connect the same way.
  */
-import { readFileSync } from 'node:fs';
-import { readPrivateFileSync } from '../config/private-file.js';
 import { createOpenBaoClient, type OpenBaoCallObservation } from './client.js';
 import {
   type BrokerCredential,
@@ -12,6 +10,7 @@ import {
   type CredentialLogger,
   startBrokerCredential,
 } from './credential.js';
+import { type OpenBaoTlsFiles, readTlsFiles } from './tls-files.js';
 
 export interface OpenBaoConnectionSettings {
   readonly address?: string | undefined;
@@ -20,22 +19,8 @@ export interface OpenBaoConnectionSettings {
   readonly maxConnections: number;
   readonly namespace?: string | undefined;
   /** PEM files: a private CA, and a client certificate and key. */
-  readonly tls?:
-    | {
-        readonly caFile?: string | undefined;
-        readonly certFile?: string | undefined;
-        readonly keyFile?: string | undefined;
-      }
-    | undefined;
+  readonly tls?: OpenBaoTlsFiles | undefined;
   readonly auth: CredentialAuth;
-}
-
-function readTls(tls: NonNullable<OpenBaoConnectionSettings['tls']>) {
-  return {
-    ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
-    ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
-    ...(tls.keyFile ? { key: readPrivateFileSync(tls.keyFile, 'openbao.tls.keyFile') } : {}),
-  };
 }
 
 export async function connectOpenBao(
@@ -50,7 +35,7 @@ export async function connectOpenBao(
     timeoutMs: settings.timeoutMs,
     maxConnections: settings.maxConnections,
     ...(settings.namespace ? { namespace: settings.namespace } : {}),
-    ...(settings.tls ? { tls: readTls(settings.tls) } : {}),
+    ...(settings.tls ? { tls: readTlsFiles(settings.tls) } : {}),
     token: () => credential?.token() ?? '',
     ...(observe ? { observe } : {}),
   });

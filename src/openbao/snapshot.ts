@@ -7,15 +7,15 @@
  * text holds no upstream body or token.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { readPrivateFileSync } from '../config/private-file.js';
 import { kindForStatus, OpenBaoError } from './errors.js';
 import type { ClusterInfo, RaftSnapshots, SnapshotRestoreRejection } from './interface.js';
+import { type OpenBaoTlsFiles, readTlsFiles } from './tls-files.js';
 
 export interface SnapshotTransferOptions {
   /** Tried in order for the download (any node can save a snapshot); the first for uploads. */
@@ -25,13 +25,7 @@ export interface SnapshotTransferOptions {
   /** Largest snapshot accepted; a bigger one fails as `upstream` and is not kept. */
   readonly maxBytes: number;
   readonly namespace?: string | undefined;
-  readonly tls?:
-    | {
-        readonly caFile?: string | undefined;
-        readonly certFile?: string | undefined;
-        readonly keyFile?: string | undefined;
-      }
-    | undefined;
+  readonly tls?: OpenBaoTlsFiles | undefined;
   /** The token a download runs with (the broker's own, asked for on every call). */
   readonly token: () => string;
 }
@@ -54,12 +48,7 @@ function rejectionOf(status: number, body: string): SnapshotRestoreRejection {
 }
 
 function readTls(tls: SnapshotTransferOptions['tls']): https.AgentOptions {
-  if (tls === undefined) return {};
-  return {
-    ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
-    ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
-    ...(tls.keyFile ? { key: readPrivateFileSync(tls.keyFile, 'openbao.tls.keyFile') } : {}),
-  };
+  return tls === undefined ? {} : readTlsFiles(tls);
 }
 
 export class SnapshotRestoreError extends OpenBaoError {

@@ -4,8 +4,7 @@
  * readiness must see it (the canary read is audited) and fail; nothing is served; once
  * space is freed it recovers.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBroker } from '../../src/main.js';
@@ -17,6 +16,7 @@ import {
   sleep,
   startClusterFixture,
 } from '../support/raft-cluster.js';
+import { closeTmpfsFixture, fillFileSystem, mountTmpfs } from './support/tmpfs.js';
 
 const mounted: string[] = [];
 const auditDirs = new Map<string, string>();
@@ -29,13 +29,7 @@ beforeAll(async () => {
     auditFile: async (nodeId, nodeDir) => {
       const dir = path.join(nodeDir, 'audit');
       await mkdir(dir, { recursive: true });
-      try {
-        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', dir]);
-      } catch (error) {
-        throw new Error(
-          `cannot mount a tmpfs for the audit scenario (needs root): ${(error as Error).message}`,
-        );
-      }
+      mountTmpfs(dir, '8m', 'audit');
       mounted.push(dir);
       auditDirs.set(nodeId, dir);
       return path.join(dir, 'audit.log');
@@ -45,33 +39,8 @@ beforeAll(async () => {
 }, 180000);
 
 afterAll(async () => {
-  if (ballast) await rm(ballast, { force: true });
-  await fixture?.close();
-  for (const dir of mounted) {
-    try {
-      execFileSync('umount', [dir]);
-    } catch {
-      execFileSync('umount', ['-l', dir]);
-    }
-  }
-  if (fixture) await rm(fixture.cluster.dir, { recursive: true, force: true });
+  await closeTmpfsFixture(fixture, mounted, ballast);
 });
-
-async function fill(file: string): Promise<void> {
-  const handle = await open(file, 'w');
-  const chunk = Buffer.alloc(64 * 1024, 1);
-  try {
-    for (let i = 0; i < 1024; i++) {
-      try {
-        await handle.write(chunk);
-      } catch {
-        break;
-      }
-    }
-  } finally {
-    await handle.close().catch(() => undefined);
-  }
-}
 
 async function readiness() {
   const res = await fetch(`${broker.url}/readyz`, { signal: AbortSignal.timeout(20000) });
@@ -91,7 +60,7 @@ describe("the active node's only audit device full", () => {
     const dir = auditDirs.get(active.id);
     if (dir === undefined) throw new Error('no audit directory for the active node');
     ballast = path.join(dir, 'ballast');
-    await fill(ballast);
+    await fillFileSystem(ballast, 64 * 1024, 1024, 1);
 
     // The first audited requests after the fill may still fit the file system's last page:
     // readiness is asked until it fails (bounded), as a load balancer would.

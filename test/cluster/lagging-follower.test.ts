@@ -5,8 +5,7 @@
  * revoke everything a build holds, deliver a secret written after the follower fell
  * behind, and say in /readyz which node lags. After space is freed the follower catches up.
  */
-import { execFileSync } from 'node:child_process';
-import { open, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBroker } from '../../src/main.js';
@@ -20,31 +19,13 @@ import {
   sleep,
   startClusterFixture,
 } from '../support/raft-cluster.js';
+import { closeTmpfsFixture, fillFileSystem, mountTmpfs } from './support/tmpfs.js';
 
 const FULL_NODE = 'n3';
 const mounted: string[] = [];
 let fixture: ClusterFixture;
 let broker: RunningBroker;
 let ballast = '';
-
-/** Fills the file system under `file` until ENOSPC (bounded by the tmpfs size). */
-async function fill(file: string): Promise<number> {
-  const chunk = Buffer.alloc(1024 * 1024, 7);
-  const handle = await open(file, 'w');
-  let written = 0;
-  try {
-    for (let i = 0; i < 512; i++) {
-      try {
-        written += (await handle.write(chunk)).bytesWritten;
-      } catch {
-        break;
-      }
-    }
-  } finally {
-    await handle.close().catch(() => undefined);
-  }
-  return written;
-}
 
 async function appliedIndex(address: string): Promise<number> {
   try {
@@ -64,13 +45,7 @@ beforeAll(async () => {
       if (nodeId !== FULL_NODE) return;
       // We run as root: a real, small file system under this node's raft data. Loudly fail
       // if it cannot be mounted: the scenario would prove nothing on the big disk.
-      try {
-        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', dataDir]);
-      } catch (error) {
-        throw new Error(
-          `cannot mount a tmpfs for the full-disk scenario (needs root): ${(error as Error).message}`,
-        );
-      }
+      mountTmpfs(dataDir, '64m', 'full-disk');
       mounted.push(dataDir);
     },
   });
@@ -88,16 +63,7 @@ beforeAll(async () => {
 }, 180000);
 
 afterAll(async () => {
-  if (ballast) await rm(ballast, { force: true });
-  await fixture?.close();
-  for (const dir of mounted) {
-    try {
-      execFileSync('umount', [dir]);
-    } catch {
-      execFileSync('umount', ['-l', dir]);
-    }
-  }
-  if (fixture) await rm(fixture.cluster.dir, { recursive: true, force: true });
+  await closeTmpfsFixture(fixture, mounted, ballast);
 });
 
 describe('a follower with a full disk, first in openbao.addresses', () => {
@@ -112,7 +78,7 @@ describe('a follower with a full disk, first in openbao.addresses', () => {
     // log but not its state). The broker must be right either way; the lag itself is
     // asserted when the node lagged, and a panicked node must show as unreachable.
     ballast = path.join(full.dataDir, 'ballast');
-    const filled = await fill(ballast);
+    const filled = await fillFileSystem(ballast, 1024 * 1024, 512, 7);
     const logins: { username: string; password: string }[] = [];
     for (let i = 0; i < 6; i++) {
       const fetched = await call(broker.url, 'POST', '/v1/fetch', token(), {

@@ -6,8 +6,6 @@
  * revoke. Every node's raft data is on its own small tmpfs (we do not know in advance
  * which one will lead).
  */
-import { execFileSync } from 'node:child_process';
-import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBroker } from '../../src/main.js';
@@ -23,6 +21,7 @@ import {
   sleep,
   startClusterFixture,
 } from '../support/raft-cluster.js';
+import { closeTmpfsFixture, fillFileSystem, mountTmpfs } from './support/tmpfs.js';
 
 const mounted: string[] = [];
 let fixture: ClusterFixture;
@@ -32,13 +31,7 @@ let ballast = '';
 beforeAll(async () => {
   fixture = await startClusterFixture('leaderfull', {
     prepareDataDir: async (_nodeId, dataDir) => {
-      try {
-        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', dataDir]);
-      } catch (error) {
-        throw new Error(
-          `cannot mount a tmpfs for the full-disk scenario (needs root): ${(error as Error).message}`,
-        );
-      }
+      mountTmpfs(dataDir, '64m', 'full-disk');
       mounted.push(dataDir);
     },
   });
@@ -46,33 +39,8 @@ beforeAll(async () => {
 }, 180000);
 
 afterAll(async () => {
-  if (ballast) await rm(ballast, { force: true });
-  await fixture?.close();
-  for (const dir of mounted) {
-    try {
-      execFileSync('umount', [dir]);
-    } catch {
-      execFileSync('umount', ['-l', dir]);
-    }
-  }
-  if (fixture) await rm(fixture.cluster.dir, { recursive: true, force: true });
+  await closeTmpfsFixture(fixture, mounted, ballast);
 });
-
-async function fill(file: string): Promise<void> {
-  const handle = await open(file, 'w');
-  const chunk = Buffer.alloc(1024 * 1024, 3);
-  try {
-    for (let i = 0; i < 128; i++) {
-      try {
-        await handle.write(chunk);
-      } catch {
-        break;
-      }
-    }
-  } finally {
-    await handle.close().catch(() => undefined);
-  }
-}
 
 interface Sample extends Answer {
   readonly kind: 'kv' | 'db';
@@ -103,7 +71,7 @@ describe("the leader's raft disk full", () => {
     const leader = await fixture.cluster.waitForActive();
     ballast = path.join(leader.dataDir, 'ballast');
     const filledAt = Date.now();
-    await fill(ballast);
+    await fillFileSystem(ballast, 1024 * 1024, 128, 3);
     // The full leader steps down at its next write; wait for another node to take writes.
     const deadline = Date.now() + 30000;
     let next = await fixture.cluster.waitForActive();

@@ -13,8 +13,7 @@ import { inject } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
 import { createLogger, type RunningBroker, startBroker } from '../../src/main.js';
-import { compileOpenBaoSetup } from '../../src/policy/compile.js';
-import { formatProblem, parsePolicyFiles } from '../../src/policy/load.js';
+import { installBrokerSetup } from './broker-setup.js';
 import { baoRequest, realOpenBao } from './real-openbao.js';
 
 /** The run's PostgreSQL (test/support/postgres-global-setup.ts). */
@@ -172,22 +171,12 @@ grants:
     allow: [status-page-db, ci-cert, bao-token]
     ttl: ${grantTtl}
 `;
-  const loaded = parsePolicyFiles([{ name: 'dynamic.yaml', text: policyYaml }], {
-    maxTtlSeconds: 3600,
-  });
-  if (!loaded.ok) throw new Error(loaded.problems.map(formatProblem).join('\n'));
-  const names = {
-    stateMount: 'secret',
-    statePrefix: `zsb-${prefix}`,
-    buildTokenRole: `build-${prefix}`,
-    buildPolicy: `build-${prefix}`,
-    maxTtlSeconds: 3600,
-  };
-  const setup = compileOpenBaoSetup(loaded.set, names);
-  const brokerPolicy = `broker-${prefix}`;
-  await bao.admin.putAclPolicy(brokerPolicy, setup.brokerPolicy);
-  await bao.admin.putAclPolicy(names.buildPolicy, setup.buildPolicy);
-  await bao.admin.putTokenRole(names.buildTokenRole, { ...setup.buildTokenRole });
+  const { names, brokerPolicy } = await installBrokerSetup(
+    bao.admin,
+    'dynamic.yaml',
+    policyYaml,
+    prefix,
+  );
 
   return {
     prefix,

@@ -19,9 +19,8 @@ import {
 import { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
 import { createLogger, type RunningBroker, startBroker } from '../../src/main.js';
 import { createOpenBaoClient } from '../../src/openbao/client.js';
-import { compileOpenBaoSetup } from '../../src/policy/compile.js';
-import { formatProblem, parsePolicyFiles } from '../../src/policy/load.js';
 import { LogCapture } from './app.js';
+import { installBrokerSetup } from './broker-setup.js';
 import { canaryValue, registerCanary, registerSecretData } from './canary.js';
 
 export { baoCall } from '../../src/dev/openbao-cluster.js';
@@ -161,23 +160,13 @@ rotations:
     every: 1d
     generate: { key: apiKey, kind: token, length: 32, format: hex }
 `;
-  const loaded = parsePolicyFiles([{ name: 'cluster.yaml', text: policyYaml }], {
-    maxTtlSeconds: 3600,
-  });
-  if (!loaded.ok) throw new Error(loaded.problems.map(formatProblem).join('\n'));
-  const names = {
-    stateMount: 'secret',
-    statePrefix: `zsb-${prefix}`,
-    buildTokenRole: `build-${prefix}`,
-    buildPolicy: `build-${prefix}`,
-    maxTtlSeconds: 3600,
-  };
-  const setup = compileOpenBaoSetup(loaded.set, names);
-  const brokerPolicy = `broker-${prefix}`;
   // The broker's ACL exactly as compiled: it includes what cluster readiness reads (ADR 0012).
-  await admin.putAclPolicy(brokerPolicy, setup.brokerPolicy);
-  await admin.putAclPolicy(names.buildPolicy, setup.buildPolicy);
-  await admin.putTokenRole(names.buildTokenRole, { ...setup.buildTokenRole });
+  const { names, brokerPolicy } = await installBrokerSetup(
+    admin,
+    'cluster.yaml',
+    policyYaml,
+    prefix,
+  );
 
   const dir = await mkdtemp(path.join(tmpdir(), `zsb-cluster-${suite}-`));
   await mkdir(path.join(dir, 'policies'));

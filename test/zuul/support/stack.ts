@@ -18,8 +18,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { freeLoopbackPort, startDevOpenBao } from '../../../src/dev/openbao-dev-server.js';
 import { createOpenBaoClient } from '../../../src/openbao/client.js';
-import { compileOpenBaoSetup } from '../../../src/policy/compile.js';
-import { formatProblem, parsePolicyFiles } from '../../../src/policy/load.js';
+import { installBrokerSetup } from '../../support/broker-setup.js';
 import { canaryValue, registerCanary } from '../../support/canary.js';
 import { issueCertificate, makeCa } from '../../support/certs.js';
 import { ROOT } from '../../support/process.js';
@@ -387,21 +386,7 @@ admin.enableServer=false
       `path "secret/data/${prefix}/none" { capabilities = ["read"] }\n`,
     );
     const policyText = brokerPolicy(prefix, lookupPolicy);
-    const loaded = parsePolicyFiles([{ name: 'zuul-e2e.yaml', text: policyText }], {
-      maxTtlSeconds: 3600,
-    });
-    if (!loaded.ok) throw new Error(loaded.problems.map(formatProblem).join('\n'));
-    const names = {
-      stateMount: 'secret',
-      statePrefix: `zsb-${prefix}`,
-      buildTokenRole: `build-${prefix}`,
-      buildPolicy: `build-${prefix}`,
-      maxTtlSeconds: 3600,
-    };
-    const compiled = compileOpenBaoSetup(loaded.set, names);
-    await admin.putAclPolicy(`broker-${prefix}`, compiled.brokerPolicy);
-    await admin.putAclPolicy(names.buildPolicy, compiled.buildPolicy);
-    await admin.putTokenRole(names.buildTokenRole, { ...compiled.buildTokenRole });
+    const { names } = await installBrokerSetup(admin, 'zuul-e2e.yaml', policyText, prefix);
     const brokerToken = await admin.createToken({
       policies: [`broker-${prefix}`],
       ttlSeconds: 3600,

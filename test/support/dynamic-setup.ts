@@ -26,6 +26,29 @@ function pgAdmin() {
   };
 }
 
+/** `{dbMount}/config/pg`: the database secrets engine's connection to the run's PostgreSQL. */
+export function postgresConnectionConfig() {
+  const pg = pgAdmin();
+  return {
+    plugin_name: 'postgresql-database-plugin',
+    connection_url: `postgresql://{{username}}:{{password}}@${pg.host}:${pg.port}/postgres?sslmode=disable`,
+    username: pg.user,
+    password: pg.password,
+    allowed_roles: '*',
+  };
+}
+
+/** `{dbMount}/roles/ro`: a login role valid until its lease ends, dropped when revoked. */
+export const READ_ONLY_DB_ROLE = {
+  db_name: 'pg',
+  creation_statements: [
+    `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
+  ],
+  revocation_statements: ['DROP ROLE IF EXISTS "{{name}}";'],
+  default_ttl: '1h',
+  max_ttl: '2h',
+} as const;
+
 /** Whether these credentials can log in to PostgreSQL now. */
 export async function canLogin(username: string, password: string): Promise<boolean> {
   const { host, port } = pgAdmin();
@@ -99,28 +122,14 @@ export async function setUpDynamic(prefix: string, grantTtl: string): Promise<Dy
   await ok(
     baoRequest(bao.address, 'POST', `${dbMount}/config/pg`, {
       ...root,
-      body: {
-        plugin_name: 'postgresql-database-plugin',
-        connection_url: `postgresql://{{username}}:{{password}}@${pgAdmin().host}:${pgAdmin().port}/postgres?sslmode=disable`,
-        username: pgAdmin().user,
-        password: pgAdmin().password,
-        allowed_roles: '*',
-      },
+      body: postgresConnectionConfig(),
     }),
     'db config',
   );
   await ok(
     baoRequest(bao.address, 'POST', `${dbMount}/roles/ro`, {
       ...root,
-      body: {
-        db_name: 'pg',
-        creation_statements: [
-          `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
-        ],
-        revocation_statements: ['DROP ROLE IF EXISTS "{{name}}";'],
-        default_ttl: '1h',
-        max_ttl: '2h',
-      },
+      body: READ_ONLY_DB_ROLE,
     }),
     'db role',
   );

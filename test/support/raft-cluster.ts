@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { inject } from 'vitest';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import {
@@ -22,6 +21,7 @@ import { createOpenBaoClient } from '../../src/openbao/client.js';
 import { LogCapture } from './app.js';
 import { installBrokerSetup } from './broker-setup.js';
 import { canaryValue, registerCanary, registerSecretData } from './canary.js';
+import { postgresConnectionConfig, READ_ONLY_DB_ROLE } from './dynamic-setup.js';
 
 export { baoCall } from '../../src/dev/openbao-cluster.js';
 
@@ -47,16 +47,6 @@ export interface ClusterFixture {
   /** A `zsb` configuration file (its own broker token) for these addresses, in this order. */
   writeConfig(file: string, addresses: readonly string[]): Promise<string>;
   close(): Promise<void>;
-}
-
-/** The run's PostgreSQL (postgres-global-setup.ts). */
-export function pgAdmin() {
-  return {
-    host: inject('pgHost'),
-    port: inject('pgPort'),
-    user: inject('pgUser'),
-    password: inject('pgPassword'),
-  };
 }
 
 async function ok(
@@ -103,7 +93,6 @@ export async function startClusterFixture(
   await admin.kvWrite('secret', `${prefix}/clouds`, secret);
   await admin.kvWrite('secret', `${prefix}/api-key`, { client: 'ci', apiKey: 'first' });
 
-  const pg = pgAdmin();
   const dbMount = `db-${prefix}`;
   await ok(
     baoCall(active.address, 'POST', `sys/mounts/${dbMount}`, {
@@ -116,28 +105,14 @@ export async function startClusterFixture(
     baoCall(active.address, 'POST', `${dbMount}/config/pg`, {
       ...root,
       timeoutMs: 20000,
-      body: {
-        plugin_name: 'postgresql-database-plugin',
-        connection_url: `postgresql://{{username}}:{{password}}@${pg.host}:${pg.port}/postgres?sslmode=disable`,
-        username: pg.user,
-        password: pg.password,
-        allowed_roles: '*',
-      },
+      body: postgresConnectionConfig(),
     }),
     'db config',
   );
   await ok(
     baoCall(active.address, 'POST', `${dbMount}/roles/ro`, {
       ...root,
-      body: {
-        db_name: 'pg',
-        creation_statements: [
-          `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
-        ],
-        revocation_statements: ['DROP ROLE IF EXISTS "{{name}}";'],
-        default_ttl: '1h',
-        max_ttl: '2h',
-      },
+      body: READ_ONLY_DB_ROLE,
     }),
     'db role',
   );

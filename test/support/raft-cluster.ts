@@ -151,8 +151,8 @@ rotations:
   const brokers: RunningBroker[] = [];
 
   let tokens = 0;
-  /** A broker configuration document with its own broker token. */
-  const configDoc = async (brokerAddresses: readonly string[]) => {
+  /** A fresh broker token (orphan, the compiled broker policy) in a file of its own. */
+  const newTokenFile = async (): Promise<string> => {
     const token = await admin.createToken({
       policies: [brokerPolicy],
       ttlSeconds: 3600,
@@ -161,6 +161,11 @@ rotations:
     registerCanary(token.token);
     const tokenFile = path.join(dir, `token-${tokens++}`);
     await writeFile(tokenFile, token.token, { mode: 0o600 });
+    return tokenFile;
+  };
+  /** A broker configuration document with its own broker token. */
+  const configDoc = async (brokerAddresses: readonly string[]) => {
+    const tokenFile = await newTokenFile();
     return {
       listen: { host: '127.0.0.1', port: 0 },
       issuers: [{ issuer: issuer.issuer, audience: AUDIENCE }],
@@ -179,14 +184,7 @@ rotations:
   };
 
   const startOne = async (brokerOptions: { addresses?: readonly string[] } = {}) => {
-    const token = await admin.createToken({
-      policies: [brokerPolicy],
-      ttlSeconds: 3600,
-      orphan: true,
-    });
-    registerCanary(token.token);
-    const tokenFile = path.join(dir, `token-${tokens++}`);
-    await writeFile(tokenFile, token.token, { mode: 0o600 });
+    const tokenFile = await newTokenFile();
     const broker = await startBroker(
       parseConfig({
         listen: { host: '127.0.0.1', port: 0 },

@@ -10,7 +10,7 @@
  * grant is narrow only through `job`, `playbook` (the repository and path of the code that
  * holds the token) and `pipeline` (post-merge, so no unreviewed change chose the job).
  */
-import { compileGlob } from './glob.js';
+import { grantAdmits } from './decide.js';
 import type {
   Grant,
   MatchField,
@@ -24,23 +24,13 @@ const DISTINGUISHING_FIELDS: readonly MatchField[] = ['job', 'playbook', 'pipeli
 /** Enough names to find the projects; the rest is counted. */
 const SHOWN_PROJECTS = 3;
 
-/** Whether a grant's patterns for one field admit `value` (an absent field admits anything). */
-function admits(grant: Grant, field: MatchField, value: string): boolean {
-  const patterns = grant.match[field];
-  if (patterns === undefined) return true;
-  return patterns.some((pattern) => {
-    const glob = compileGlob(pattern);
-    return glob.ok && glob.match(value);
-  });
-}
-
 /** The config projects (as `tenant/project`) whose token secrets the grant can match. */
 function reachedConfigProjects(grant: Grant, facts: ZuulTenantFacts): string[] {
   const reached: string[] = [];
   for (const [tenant, projects] of facts.configProjects) {
-    if (!admits(grant, 'tenant', tenant)) continue;
+    if (!grantAdmits(grant, 'tenant', tenant)) continue;
     for (const project of projects) {
-      if (admits(grant, 'project', project)) reached.push(`${tenant}/${project}`);
+      if (grantAdmits(grant, 'project', project)) reached.push(`${tenant}/${project}`);
     }
   }
   return reached.sort();

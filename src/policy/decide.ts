@@ -47,6 +47,12 @@ function compileGrant(grant: Grant): CompiledMatch {
   return compiled;
 }
 
+/** Whether the grant's patterns for one field admit `value` (an absent field admits anything). */
+export function grantAdmits(grant: Grant, field: MatchField, value: string): boolean {
+  const entry = compileGrant(grant).find(([listed]) => listed === field);
+  return entry === undefined || entry[1](value);
+}
+
 /**
  * Whether every listed field of the grant matches the subject. An absent field
  * matches anything (so an absent `issuer` means any configured issuer: only

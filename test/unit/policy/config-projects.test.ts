@@ -15,6 +15,15 @@ function load(text: string): PolicySet {
   return result.set;
 }
 
+/** The problems of one policy file, as `line:column: message`; fails when it loads. */
+function problemsOf(lines: readonly string[]): string[] {
+  const result = parsePolicyFiles([{ name: 'z.yaml', text: lines.join('\n') }], {
+    maxTtlSeconds: 3600,
+  });
+  expect(result.ok).toBe(false);
+  return result.ok ? [] : result.problems.map((p) => `${p.line}:${p.column}: ${p.message}`);
+}
+
 const FACTS: ZuulTenantFacts = {
   configProjects: new Map([
     ['scs', new Set(['github.com/SovereignCloudStack/zuul-config'])],
@@ -173,46 +182,26 @@ describe('the zuul: section of a policy file', () => {
   });
 
   it('refuses patterns, bare names, unknown keys and bad tenants, at their line and column', () => {
-    const result = parsePolicyFiles(
-      [
-        {
-          name: 'z.yaml',
-          text: [
-            'zuul:',
-            '  configProjects:',
-            '    scs: ["github.com/org/*", zuul-config, "a//b"]',
-            '    "a/b": [localhost/x]',
-            '  untrustedProjects: {}',
-          ].join('\n'),
-        },
-      ],
-      { maxTtlSeconds: 3600 },
-    );
-    expect(result.ok).toBe(false);
-    if (result.ok) return;
-    expect(result.problems.map((p) => `${p.line}:${p.column}: ${p.message}`)).toEqual([
-      expect.stringMatching(/^5:3: .*untrustedProjects/),
-    ]);
+    expect(
+      problemsOf([
+        'zuul:',
+        '  configProjects:',
+        '    scs: ["github.com/org/*", zuul-config, "a//b"]',
+        '    "a/b": [localhost/x]',
+        '  untrustedProjects: {}',
+      ]),
+    ).toEqual([expect.stringMatching(/^5:3: .*untrustedProjects/)]);
   });
 
   it('checks entries once the shape is right', () => {
-    const result = parsePolicyFiles(
-      [
-        {
-          name: 'z.yaml',
-          text: [
-            'zuul:',
-            '  configProjects:',
-            '    scs: ["github.com/org/*", zuul-config, "a//b"]',
-            '    "a/b": [localhost/x]',
-          ].join('\n'),
-        },
-      ],
-      { maxTtlSeconds: 3600 },
-    );
-    expect(result.ok).toBe(false);
-    if (result.ok) return;
-    expect(result.problems.map((p) => `${p.line}:${p.column}: ${p.message}`)).toEqual([
+    expect(
+      problemsOf([
+        'zuul:',
+        '  configProjects:',
+        '    scs: ["github.com/org/*", zuul-config, "a//b"]',
+        '    "a/b": [localhost/x]',
+      ]),
+    ).toEqual([
       expect.stringMatching(/^3:11: .*'github.com\/org\/\*' is not a canonical project name/),
       expect.stringMatching(/^3:31: .*'zuul-config' is not a canonical project name/),
       expect.stringMatching(/^3:44: .*'a\/\/b' is not a canonical project name/),

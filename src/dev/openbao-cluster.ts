@@ -11,7 +11,12 @@ import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type DevOpenBao, findBaoBinary, freeLoopbackPort } from './openbao-dev-server.js';
+import {
+  type DevOpenBao,
+  findBaoBinary,
+  freeLoopbackPort,
+  stopProcess,
+} from './openbao-dev-server.js';
 
 export interface ClusterNode {
   readonly id: string;
@@ -216,16 +221,7 @@ class ProcessNode implements ClusterNode {
   }
 
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const child = this.child;
-    if (child === undefined || !this.running()) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      child.kill(signal);
-    });
+    if (this.child !== undefined) await stopProcess(this.child, signal);
   }
 }
 

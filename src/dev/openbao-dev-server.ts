@@ -72,7 +72,11 @@ export interface DevOpenBaoOptions {
   readonly extraArgs?: readonly string[];
 }
 
-async function stopProcess(child: ChildProcess): Promise<void> {
+/** Sends `signal` (SIGTERM unless told) and SIGKILL 5 s later; resolves once it exited. */
+export async function stopProcess(
+  child: ChildProcess,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -80,7 +84,7 @@ async function stopProcess(child: ChildProcess): Promise<void> {
       clearTimeout(timer);
       resolve();
     });
-    child.kill('SIGTERM');
+    child.kill(signal);
   });
 }
 

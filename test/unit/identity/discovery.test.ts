@@ -108,15 +108,20 @@ describe('a key set URL that answers something else', () => {
 });
 
 describe('the discovered jwks_uri', () => {
+  /** What every key set below shares; each adds its own zuul-web (fetchImpl). */
+  const KEY_SET_OPTIONS = {
+    issuer: 'https://zuul.example.org',
+    algorithms: ['RS256'],
+    timeoutMs: 1000,
+    maxBytes: 65536,
+    refreshIntervalSeconds: 300,
+    maxStaleSeconds: 3600,
+    minRefetchIntervalSeconds: 30,
+  } as const;
+
   function keySetDiscovering(document: unknown, keySet?: () => Response): IssuerKeySet {
     return new IssuerKeySet({
-      issuer: 'https://zuul.example.org',
-      algorithms: ['RS256'],
-      timeoutMs: 1000,
-      maxBytes: 65536,
-      refreshIntervalSeconds: 300,
-      maxStaleSeconds: 3600,
-      minRefetchIntervalSeconds: 30,
+      ...KEY_SET_OPTIONS,
       now: () => clock.now(),
       fetchImpl: async (input) => {
         const url = String(input);
@@ -147,13 +152,7 @@ describe('the discovered jwks_uri', () => {
 
   it('is refused when discovery redirects', async () => {
     const keySet = new IssuerKeySet({
-      issuer: 'https://zuul.example.org',
-      algorithms: ['RS256'],
-      timeoutMs: 1000,
-      maxBytes: 65536,
-      refreshIntervalSeconds: 300,
-      maxStaleSeconds: 3600,
-      minRefetchIntervalSeconds: 30,
+      ...KEY_SET_OPTIONS,
       fetchImpl: async () =>
         new Response(null, { status: 302, headers: { location: 'https://evil.example/' } }),
     });
@@ -166,14 +165,8 @@ describe('the discovered jwks_uri', () => {
   it('a configured jwksUrl wins: no discovery at all', async () => {
     const seen: string[] = [];
     const keySet = new IssuerKeySet({
-      issuer: 'https://zuul.example.org',
+      ...KEY_SET_OPTIONS,
       jwksUrl: 'https://internal.example.org/oidc/jwks',
-      algorithms: ['RS256'],
-      timeoutMs: 1000,
-      maxBytes: 65536,
-      refreshIntervalSeconds: 300,
-      maxStaleSeconds: 3600,
-      minRefetchIntervalSeconds: 30,
       fetchImpl: async (input) => {
         seen.push(String(input));
         return Response.json(zuul15.publicJwks());

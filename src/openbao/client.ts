@@ -282,7 +282,6 @@ export function createOpenBaoClient(
     Object.assign(client, { namespace: '' });
     return client;
   });
-  let preferred = 0;
   const probeTimeoutMs = Math.min(1000, options.timeoutMs);
   /** Anonymous status probes of one node: the same bounded agents and transport. */
   const probe: NodeProbe = async (index, path) => {
@@ -333,15 +332,15 @@ export function createOpenBaoClient(
         });
 
   /**
-   * One call, with failover and bounded retries for idempotent calls only. A call that creates
-   * something (a wrapping token, a lease, a token, a KV version) is sent exactly once: repeating
-   * it after a lost answer would create a second one that nobody revokes.
+   * One call, with bounded retries for idempotent calls only. A call that creates something
+   * (a wrapping token, a lease, a token, a KV version) is sent exactly once: repeating it
+   * after a lost answer would create a second one that nobody revokes.
    *
-   * An idempotent call tries every address in turn (failover) and, when all failed with an
-   * error that another moment could cure (unreachable, reset, 502/503/504, timeout), starts
-   * another round after a full-jitter backoff. A new round starts only while the time spent is
-   * under `timeoutMs`, so retries turn fast failures into successes but never multiply the
-   * wait of a job: after a timeout there is no further round.
+   * With several addresses the cluster caller routes it (cluster-client.ts). With one, an
+   * idempotent call that failed with an error another moment could cure (unreachable, reset,
+   * 502/503/504, timeout) starts another round after a full-jitter backoff. A new round
+   * starts only while the time spent is under `timeoutMs`, so retries turn fast failures into
+   * successes but never multiply the wait of a job: after a timeout there is no further round.
    */
   async function call(raw: RawCall): Promise<unknown> {
     const headers: Record<string, string> = { ...raw.headers };
@@ -349,7 +348,8 @@ export function createOpenBaoClient(
     if (options.namespace) headers['X-Vault-Namespace'] = options.namespace;
     if (cluster !== undefined) return cluster.call(raw, headers);
     const rounds = raw.idempotent ? maxAttempts : 1;
-    const addressesPerRound = raw.idempotent ? clients.length : 1;
+    // The only address: with several, `cluster` above took the call.
+    const client = clients[0];
     const started = performance.now();
     let sent = 0;
     let lastError: OpenBaoError | undefined;
@@ -368,40 +368,35 @@ export function createOpenBaoClient(
         if (performance.now() - started + delay >= options.timeoutMs) break;
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
-      for (let i = 0; i < addressesPerRound; i++) {
-        const index = (preferred + i) % clients.length;
-        const client = clients[index];
-        if (client === undefined) break;
-        sent += 1;
-        let body: unknown;
-        try {
-          body = await client.request({
-            path: raw.path,
-            method: raw.method,
-            headers,
-            timeout: options.timeoutMs,
-            httpAgent,
-            httpsAgent,
-            ...(raw.json === undefined ? {} : { json: raw.json }),
-          });
-        } catch (error) {
-          lastError = classify(raw.operation, error);
-          // Only a server we could not reach (or that could not answer now) is worth asking again.
-          if (!isTransient(lastError)) {
-            finish(lastError.kind);
-            throw lastError;
-          }
-          continue;
+      if (client === undefined) break;
+      sent += 1;
+      let body: unknown;
+      try {
+        body = await client.request({
+          path: raw.path,
+          method: raw.method,
+          headers,
+          timeout: options.timeoutMs,
+          httpAgent,
+          httpsAgent,
+          ...(raw.json === undefined ? {} : { json: raw.json }),
+        });
+      } catch (error) {
+        lastError = classify(raw.operation, error);
+        // Only a server we could not reach (or that could not answer now) is worth asking again.
+        if (!isTransient(lastError)) {
+          finish(lastError.kind);
+          throw lastError;
         }
-        // OpenBao answers JSON or nothing (204); anything else is not OpenBao's answer.
-        if (body !== undefined && body !== '' && !isObject(body)) {
-          finish('upstream');
-          throw new OpenBaoError(raw.operation, 'upstream', 200);
-        }
-        preferred = index;
-        finish('ok');
-        return body;
+        continue;
       }
+      // OpenBao answers JSON or nothing (204); anything else is not OpenBao's answer.
+      if (body !== undefined && body !== '' && !isObject(body)) {
+        finish('upstream');
+        throw new OpenBaoError(raw.operation, 'upstream', 200);
+      }
+      finish('ok');
+      return body;
     }
     const failure = lastError ?? new OpenBaoError(raw.operation, 'unavailable', 0);
     finish(failure.kind);

@@ -17,7 +17,7 @@ import {
   type NodeProbe,
 } from './cluster.js';
 import { createClusterCaller } from './cluster-client.js';
-import { kindForStatus, OpenBaoError, type OpenBaoErrorKind } from './errors.js';
+import { isTransient, kindForStatus, OpenBaoError, type OpenBaoErrorKind } from './errors.js';
 import type {
   DynamicIssuer,
   Issued,
@@ -132,11 +132,6 @@ function isObject(value: unknown): value is Json {
 function errorStrings(body: unknown): string[] {
   if (!isObject(body) || !Array.isArray(body.errors)) return [];
   return body.errors.filter((e): e is string => typeof e === 'string');
-}
-
-/** Failures that another attempt, a moment later or at another address, could cure. */
-function isTransient(error: OpenBaoError): boolean {
-  return error.kind === 'unavailable' || error.kind === 'sealed' || error.kind === 'timeout';
 }
 
 /** The error code of a connection the agents refused to open (see `OriginBoundHttpAgent`). */

@@ -5,7 +5,7 @@
  * how bytes travel and errors are classified is client.ts.
  */
 import { type ClusterRouter, type ClusterView, describeCluster } from './cluster.js';
-import { OpenBaoError, type OpenBaoErrorKind } from './errors.js';
+import { isTransient, OpenBaoError, type OpenBaoErrorKind } from './errors.js';
 import type { OpenBaoHealth } from './interface.js';
 
 /** One call as the client describes it (client.ts `RawCall` fits). */
@@ -50,11 +50,6 @@ const STEP_DOWN_GRACE_MS = 500;
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** Failures that another attempt, a moment later or on the node found next, could cure. */
-function isTransient(error: OpenBaoError): boolean {
-  return error.kind === 'unavailable' || error.kind === 'sealed' || error.kind === 'timeout';
-}
 
 export interface ClusterCaller {
   /** One call with the headers the client built (token, namespace, wrapping). */

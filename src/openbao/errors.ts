@@ -33,6 +33,11 @@ export class OpenBaoError extends Error {
   }
 }
 
+/** Failures that another attempt, a moment later or on another node, could cure. */
+export function isTransient(error: OpenBaoError): boolean {
+  return error.kind === 'unavailable' || error.kind === 'sealed' || error.kind === 'timeout';
+}
+
 /** Maps an HTTP status and OpenBao's error strings to a kind; strings are inspected, never kept. */
 export function kindForStatus(status: number, errors: readonly string[]): OpenBaoErrorKind {
   if (status === 404) return 'not_found';

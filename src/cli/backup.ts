@@ -24,12 +24,7 @@ import { createLogger } from '../main.js';
 import { createOpenBaoClient } from '../openbao/client.js';
 import { connectOpenBao } from '../openbao/connect.js';
 import { createSnapshotTransfer } from '../openbao/snapshot.js';
-
-function configFile(options: { config?: string }): string {
-  const file = options.config ?? process.env.ZSB_CONFIG;
-  if (!file) throw new Error('no configuration: pass --config FILE or set ZSB_CONFIG');
-  return file;
-}
+import { configFile } from './rotate.js';
 
 function backupConfig(config: Config) {
   if (config.backup === undefined) throw new Error('no backup: section in the configuration');

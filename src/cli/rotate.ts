@@ -24,7 +24,8 @@ import {
   rotationSettings,
 } from '../rotation/service.js';
 
-function configFile(options: { config?: string }): string {
+/** --config FILE, else ZSB_CONFIG; `zsb backup` reads its configuration the same way. */
+export function configFile(options: { config?: string }): string {
   const file = options.config ?? process.env.ZSB_CONFIG;
   if (!file) throw new Error('no configuration: pass --config FILE or set ZSB_CONFIG');
   return file;

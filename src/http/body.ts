@@ -30,9 +30,9 @@ function outgoingOf(c: Context): ServerResponse | undefined {
 }
 
 /** A body left unread is dropped up to this many bytes (or 4 × the body limit, if more)… */
-export const DISCARD_MIN_BYTES = 4 * 1024 * 1024;
+const DISCARD_MIN_BYTES = 4 * 1024 * 1024;
 /** …and for at most this long, then the connection is closed. */
-export const DISCARD_MS = 2000;
+const DISCARD_MS = 2000;
 
 /**
  * After the answer to a request whose body is still arriving (refused before or while

@@ -17,9 +17,6 @@ import type {
   ZuulTenantFacts,
 } from './types.js';
 
-export type { WarningKind } from './types.js';
-export type ExplainWarning = PolicyWarning;
-
 export interface GrantExplanation {
   readonly name: string;
   readonly matched: boolean;
@@ -45,7 +42,7 @@ export interface Explanation {
   readonly identity: PolicySubject;
   readonly grants: readonly GrantExplanation[];
   readonly secrets: Readonly<Record<string, SecretExplanation>>;
-  readonly warnings: readonly ExplainWarning[];
+  readonly warnings: readonly PolicyWarning[];
 }
 
 /** Pipelines in which the job definition may come from the change under review. */
@@ -67,8 +64,8 @@ export function grantWarnings(
   grant: Grant,
   zuul?: ZuulTenantFacts,
   secrets?: PolicySet['secrets'],
-): ExplainWarning[] {
-  const warnings: ExplainWarning[] = [];
+): PolicyWarning[] {
+  const warnings: PolicyWarning[] = [];
   const at = (field?: MatchField) =>
     (field === undefined ? undefined : grant.matchLocations?.[field]) ?? grant.location;
   const pipelines = grant.match.pipeline;

@@ -10,7 +10,7 @@
  * OpenBao's TTLs remain the backstop when nobody ever calls revoke.
  */
 import { createHash } from 'node:crypto';
-import { OpenBaoError } from '../openbao/errors.js';
+import { isOutcomeUnknown, OpenBaoError } from '../openbao/errors.js';
 import type { KvReader, KvWriter, TokenAdmin } from '../openbao/interface.js';
 
 export type LedgerEntry =
@@ -99,14 +99,6 @@ export class BuildRevokedError extends Error {
 const CAS_ATTEMPTS = 12;
 /** Read-backs after an unknown outcome: 100 ms doubling, about 3 s in all (an election). */
 const LANDING_READS = 5;
-
-/** A write that failed this way may or may not have been applied. */
-function isOutcomeUnknown(error: unknown): boolean {
-  return (
-    error instanceof OpenBaoError &&
-    (error.kind === 'unavailable' || error.kind === 'timeout' || error.kind === 'upstream')
-  );
-}
 
 function isStored(value: unknown): value is StoredLedger {
   return (

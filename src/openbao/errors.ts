@@ -38,6 +38,14 @@ export function isTransient(error: OpenBaoError): boolean {
   return error.kind === 'unavailable' || error.kind === 'sealed' || error.kind === 'timeout';
 }
 
+/** A write that failed this way may or may not have been applied. */
+export function isOutcomeUnknown(error: unknown): boolean {
+  return (
+    error instanceof OpenBaoError &&
+    (error.kind === 'unavailable' || error.kind === 'timeout' || error.kind === 'upstream')
+  );
+}
+
 /** Maps an HTTP status and OpenBao's error strings to a kind; strings are inspected, never kept. */
 export function kindForStatus(status: number, errors: readonly string[]): OpenBaoErrorKind {
   if (status === 404) return 'not_found';

@@ -5,7 +5,7 @@
  * the version that was read, so the record's version is also the lock's fencing token: a
  * holder that lost the lock loses its next write and stops.
  */
-import { OpenBaoError } from '../openbao/errors.js';
+import { isOutcomeUnknown, OpenBaoError } from '../openbao/errors.js';
 import type { KvReader, KvWriter } from '../openbao/interface.js';
 
 export type RotationStep = 'created' | 'set' | 'tested' | 'promoted';
@@ -50,14 +50,6 @@ export interface RotationStateStore {
   read(name: string): Promise<StoredRecord>;
   /** Writes with check-and-set; throws LockLostError when someone else wrote first. */
   write(name: string, record: RotationRecord, version: number): Promise<StoredRecord>;
-}
-
-/** A write that failed this way may or may not have been applied. */
-function isOutcomeUnknown(error: unknown): boolean {
-  return (
-    error instanceof OpenBaoError &&
-    (error.kind === 'unavailable' || error.kind === 'timeout' || error.kind === 'upstream')
-  );
 }
 
 /** JSON with sorted keys: the record as written and as read back compare equal. */

@@ -13,8 +13,6 @@
  * epoch, rotation state and lock, a rotation's test and a job's read of a just-promoted
  * secret must all see the last committed write.
  */
-import { OpenBaoError } from './errors.js';
-
 /** What one node looked like at the last probe. */
 export type NodeRole = 'active' | 'standby' | 'sealed' | 'uninitialized' | 'unreachable';
 
@@ -223,11 +221,6 @@ export function createClusterRouter(
       return lastView;
     },
   };
-}
-
-/** The error of a call that found no active node to go to. */
-export function noActiveNode(operation: string): OpenBaoError {
-  return new OpenBaoError(operation, 'unavailable', 0);
 }
 
 /** A node behind the most advanced one by more than {@link LAGGING_ENTRIES}. */

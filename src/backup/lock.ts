@@ -83,10 +83,13 @@ export function createBackupState(openbao: KvReader & KvWriter, o: BackupLockOpt
       if (holder !== undefined && holder.id !== o.instanceId && holder.until > o.now()) {
         return 'busy';
       }
-      try {
-        const next = merged(record, {}, true);
+      const commit = async (patch: BackupRecordPatch, keep: boolean) => {
+        const next = merged(record, patch, keep);
         version = await write(next, version);
         record = next as unknown as BackupRecord;
+      };
+      try {
+        await commit({}, true);
       } catch (error) {
         if (error instanceof BackupLockLost) return 'busy';
         throw error;
@@ -95,16 +98,8 @@ export function createBackupState(openbao: KvReader & KvWriter, o: BackupLockOpt
         get record() {
           return record;
         },
-        async update(patch) {
-          const next = merged(record, patch, true);
-          version = await write(next, version);
-          record = next as unknown as BackupRecord;
-        },
-        async release(patch) {
-          const next = merged(record, patch, false);
-          version = await write(next, version);
-          record = next as unknown as BackupRecord;
-        },
+        update: (patch) => commit(patch, true),
+        release: (patch) => commit(patch, false),
       };
       return held;
     },

@@ -5,7 +5,7 @@
  * in `openbao.addresses` (0, 1, 2): closed, and no address in a label.
  */
 import { Gauge, type Registry } from 'prom-client';
-import { type ClusterView, isLagging } from './cluster.js';
+import { type ClusterView, indexLag, isLagging } from './cluster.js';
 
 /** Probes at most this often, however many gauges and scrapes ask. */
 const REFRESH_MS = 1000;
@@ -64,9 +64,8 @@ export function registerClusterGauges(
     'zsb_openbao_node_index_lag',
     'Raft entries this node has applied fewer than the most advanced node (-1 = unknown)',
     (v, i) => {
-      const known = v.nodes.flatMap((n) => (n.appliedIndex === undefined ? [] : [n.appliedIndex]));
-      const applied = v.nodes[i]?.appliedIndex;
-      return applied === undefined || known.length === 0 ? -1 : Math.max(...known) - applied;
+      const node = v.nodes[i];
+      return (node === undefined ? undefined : indexLag(v, node)) ?? -1;
     },
   );
   new Gauge({

@@ -223,11 +223,16 @@ export function createClusterRouter(
   };
 }
 
+/** Raft entries `node` has applied fewer than the most advanced node; undefined if unknown. */
+export function indexLag(view: ClusterView, node: NodeView): number | undefined {
+  const known = view.nodes.flatMap((n) => (n.appliedIndex === undefined ? [] : [n.appliedIndex]));
+  if (node.appliedIndex === undefined || known.length === 0) return undefined;
+  return Math.max(...known) - node.appliedIndex;
+}
+
 /** A node behind the most advanced one by more than {@link LAGGING_ENTRIES}. */
 export function isLagging(view: ClusterView, node: NodeView): boolean {
-  const known = view.nodes.flatMap((n) => (n.appliedIndex === undefined ? [] : [n.appliedIndex]));
-  if (node.appliedIndex === undefined || known.length === 0) return false;
-  return Math.max(...known) - node.appliedIndex > LAGGING_ENTRIES;
+  return (indexLag(view, node) ?? 0) > LAGGING_ENTRIES;
 }
 
 /**

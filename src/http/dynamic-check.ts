@@ -38,12 +38,10 @@ export interface DynamicCheck {
   refresh(): Promise<DynamicCheckResult>;
 }
 
-function dynamicNames(set: PolicySet | undefined): string[] {
-  if (set === undefined) return [];
-  return [...set.secrets.entries()]
-    .filter(([, secret]) => secret.source.kind !== 'kv')
-    .map(([name]) => name)
-    .sort();
+function dynamicSecretCount(set: PolicySet | undefined): number {
+  let count = 0;
+  for (const secret of set?.secrets.values() ?? []) if (secret.source.kind !== 'kv') count++;
+  return count;
 }
 
 export function createDynamicCheck(deps: DynamicCheckDeps): DynamicCheck {
@@ -55,9 +53,9 @@ export function createDynamicCheck(deps: DynamicCheckDeps): DynamicCheck {
   let running: Promise<DynamicCheckResult> | undefined;
 
   const check = async (): Promise<DynamicCheckResult> => {
-    const names = dynamicNames(deps.policies());
-    if (names.length === 0) return { status: 'ok', detail: 'no dynamic secrets in the policies' };
-    const count = `${names.length} dynamic secret${names.length === 1 ? '' : 's'}`;
+    const dynamic = dynamicSecretCount(deps.policies());
+    if (dynamic === 0) return { status: 'ok', detail: 'no dynamic secrets in the policies' };
+    const count = `${dynamic} dynamic secret${dynamic === 1 ? '' : 's'}`;
     const answer = await deps.probe(deps.role);
     switch (answer) {
       case 'present':

@@ -5,7 +5,7 @@
  * in `openbao.addresses` (0, 1, 2): closed, and no address in a label.
  */
 import { Gauge, type Registry } from 'prom-client';
-import { type ClusterView, indexLag, isLagging } from './cluster.js';
+import { type ClusterView, indexLag, isLagging, type NodeView } from './cluster.js';
 
 /** Probes at most this often, however many gauges and scrapes ask. */
 const REFRESH_MS = 1000;
@@ -32,7 +32,7 @@ export function registerClusterGauges(
       });
     return pending;
   };
-  const perNode = (name: string, help: string, value: (v: ClusterView, i: number) => number) =>
+  const perNode = (name: string, help: string, value: (v: ClusterView, n: NodeView) => number) =>
     new Gauge({
       name,
       help,
@@ -41,32 +41,26 @@ export function registerClusterGauges(
       async collect() {
         const v = await view();
         if (v === undefined) return;
-        for (const n of v.nodes) this.set({ node: String(n.index) }, value(v, n.index));
+        for (const n of v.nodes) this.set({ node: String(n.index) }, value(v, n));
       },
     });
-  perNode('zsb_openbao_node_active', 'Whether this configured OpenBao node is active', (v, i) =>
-    v.nodes[i]?.role === 'active' ? 1 : 0,
+  perNode('zsb_openbao_node_active', 'Whether this configured OpenBao node is active', (_v, n) =>
+    n.role === 'active' ? 1 : 0,
   );
   perNode(
     'zsb_openbao_node_up',
     'Whether this configured OpenBao node answers unsealed (active or standby)',
-    (v, i) => (v.nodes[i]?.role === 'active' || v.nodes[i]?.role === 'standby' ? 1 : 0),
+    (_v, n) => (n.role === 'active' || n.role === 'standby' ? 1 : 0),
   );
   perNode(
     'zsb_openbao_node_lagging',
     'Whether this configured node is more than 100 raft entries behind the most advanced',
-    (v, i) => {
-      const node = v.nodes[i];
-      return node !== undefined && isLagging(v, node) ? 1 : 0;
-    },
+    (v, n) => (isLagging(v, n) ? 1 : 0),
   );
   perNode(
     'zsb_openbao_node_index_lag',
     'Raft entries this node has applied fewer than the most advanced node (-1 = unknown)',
-    (v, i) => {
-      const node = v.nodes[i];
-      return (node === undefined ? undefined : indexLag(v, node)) ?? -1;
-    },
+    (v, n) => indexLag(v, n) ?? -1,
   );
   new Gauge({
     name: 'zsb_openbao_autopilot_failure_tolerance',

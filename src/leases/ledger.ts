@@ -149,20 +149,19 @@ export function createLeaseLedger(
    */
   async function update(
     path: string,
-    change: (ledger: StoredLedger) => StoredLedger | undefined,
+    change: (ledger: StoredLedger) => StoredLedger,
     landed?: (ledger: StoredLedger) => boolean,
-  ): Promise<StoredLedger | undefined> {
+  ): Promise<StoredLedger> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const { ledger, version } = await read(path);
       const next = change(ledger);
-      if (next === undefined) return undefined;
       try {
         await openbao.kvWrite(options.mount, path, { ...next }, { cas: version });
         return next;
       } catch (error) {
         if (landed !== undefined && isOutcomeUnknown(error)) {
           const after = await readLanding(path);
-          if (after !== undefined && landed(after)) return after;
+          if (landed(after)) return after;
           continue;
         }
         if (!(error instanceof OpenBaoError && error.kind === 'cas_mismatch')) throw error;
@@ -174,7 +173,7 @@ export function createLeaseLedger(
   }
 
   /** A fresh read after an unknown outcome, retried while OpenBao elects a leader. */
-  async function readLanding(path: string): Promise<StoredLedger | undefined> {
+  async function readLanding(path: string): Promise<StoredLedger> {
     for (let attempt = 0; attempt < LANDING_READS; attempt++) {
       try {
         return (await read(path)).ledger;
@@ -260,7 +259,7 @@ export function createLeaseLedger(
         build: ref.build,
         epoch: (ledger.epoch ?? 0) + 1,
       }));
-      const outcome = await revokeEntries(path, closed?.entries ?? []);
+      const outcome = await revokeEntries(path, closed.entries);
       if (!options.revokeUnscopedLedgers) return outcome;
       const unscoped = unscopedPathOf(ref);
       const legacy = await revokeEntries(unscoped, (await read(unscoped)).ledger.entries);

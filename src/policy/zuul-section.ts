@@ -57,7 +57,8 @@ export function readZuulSection(
       report(['zuul', 'configProjects', tenant], bad);
       continue;
     }
-    const list = configProjects.get(tenant) ?? new Set<string>();
+    // Each tenant is one key of the file's section; files are merged by mergeZuulFacts.
+    const list = new Set<string>();
     projects.forEach((project, i) => {
       const problem = projectProblem(project);
       if (problem === undefined) list.add(project);

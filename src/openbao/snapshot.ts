@@ -47,10 +47,6 @@ function rejectionOf(status: number, body: string): SnapshotRestoreRejection {
   return 'rejected';
 }
 
-function readTls(tls: SnapshotTransferOptions['tls']): https.AgentOptions {
-  return tls === undefined ? {} : readTlsFiles(tls);
-}
-
 export class SnapshotRestoreError extends OpenBaoError {
   readonly rejection: SnapshotRestoreRejection;
   constructor(status: number, rejection: SnapshotRestoreRejection) {
@@ -66,7 +62,7 @@ export class SnapshotRestoreError extends OpenBaoError {
 
 export function createSnapshotTransfer(options: SnapshotTransferOptions): RaftSnapshots {
   if (options.addresses.length === 0) throw new Error('at least one OpenBao address is required');
-  const tls = readTls(options.tls);
+  const tls = options.tls === undefined ? {} : readTlsFiles(options.tls);
 
   /** One request to `address`; resolves with the response once its head arrived. */
   function open(

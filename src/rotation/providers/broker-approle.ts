@@ -6,7 +6,7 @@
  * login reads the file again (src/openbao/credential.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readSecretFile } from '../../openbao/credential.js';
 import { OpenBaoError } from '../../openbao/errors.js';
 import type { RotationTargets, TokenAdmin } from '../../openbao/interface.js';
@@ -96,9 +96,11 @@ export function createBrokerAppRoleDriver(
       if (now !== run.base)
         throw new ConflictError('the secret-id file changed during the rotation');
       const temporary = `${target.secretIdFile}.zsb-rotating`;
-      writeFileSync(temporary, `${secretId}\n`, { mode: 0o600 });
-      // `mode` applies only to a file it creates: one left by a crash keeps its own.
-      chmodSync(temporary, 0o600);
+      // A file left by a crash keeps its own mode (and could be a link someone planted):
+      // remove it, then create the file afresh, exclusively, as 0600, before the secret-id
+      // is written into it.
+      rmSync(temporary, { force: true });
+      writeFileSync(temporary, `${secretId}\n`, { mode: 0o600, flag: 'wx' });
       renameSync(temporary, target.secretIdFile);
       return marker;
     },

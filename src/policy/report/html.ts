@@ -98,9 +98,8 @@ function flagList(flags: readonly ReportFlag[]): string {
 }
 
 function cell(reach: ReportReach | undefined, secret: string): string {
-  if (reach === undefined) {
-    return `<td class="cell none"><span aria-hidden="true">—</span><span class="sr-only">no reach to ${esc(secret)}</span></td>`;
-  }
+  // Most cells of a large set are empty: kept short (the dash comes from the style sheet).
+  if (reach === undefined) return '<td class="none"></td>';
   const classes = [
     'cell',
     'reach',
@@ -116,8 +115,11 @@ function cell(reach: ReportReach | undefined, secret: string): string {
   return `<td class="${classes}" data-secret="${esc(secret)}"><span class="ttl">${esc(ttl(reach.ttlSeconds))} · ${esc(reach.wrap)}</span>${notes}</td>`;
 }
 
-function matrixRow(report: PolicyReport, row: ReportIdentity): string {
-  const reaches = report.reaches.filter((r) => r.identity === row.id);
+function matrixRow(
+  report: PolicyReport,
+  row: ReportIdentity,
+  reaches: readonly ReportReach[],
+): string {
   const byName = new Map(reaches.map((r) => [r.secret, r]));
   const search = [
     ...Object.entries(row.match).flatMap(([f, ps]) => ps.map((p) => `${f}=${p}`)),
@@ -149,6 +151,12 @@ function matrix(report: PolicyReport): string {
   const kinds = Object.keys(FLAG_TITLES).filter((k) =>
     report.identities.some((i) => i.flags.some((f) => f.kind === k)),
   );
+  const byRow = new Map<string, ReportReach[]>();
+  for (const r of report.reaches) {
+    const list = byRow.get(r.identity);
+    if (list === undefined) byRow.set(r.identity, [r]);
+    else list.push(r);
+  }
   const head = report.secrets
     .map((s) => `<th scope="col"><code>${esc(s.name)}</code></th>`)
     .join('');
@@ -166,7 +174,7 @@ function matrix(report: PolicyReport): string {
 <div class="scroll"><table class="matrix">
 <caption>${report.identities.length} identities × ${report.secrets.length} secrets, ${report.reaches.length} reaches</caption>
 <thead><tr><th scope="col">Identity (match)</th><th scope="col">Grants</th>${head}</tr></thead>
-<tbody>${report.identities.map((row) => matrixRow(report, row)).join('\n')}</tbody>
+<tbody>${report.identities.map((row) => matrixRow(report, row, byRow.get(row.id) ?? [])).join('\n')}</tbody>
 </table></div></section>`;
 }
 

@@ -187,10 +187,39 @@ function rotations(set: PolicySet, options: ReportOptions): ReportRotation[] {
   });
 }
 
+/**
+ * The grants that can cover a row, in load order. A grant pinned to literal tenants covers
+ * only rows of those tenants, so rows of one tenant look at that tenant's grants and the
+ * ones without a literal tenant: a large set is not rows × grants.
+ */
+function candidatesFor(set: PolicySet): (match: MatchPatterns) => readonly Grant[] {
+  const order = new Map(set.grants.map((g, i) => [g, i]));
+  const open: Grant[] = [];
+  const byTenant = new Map<string, Grant[]>();
+  for (const grant of set.grants) {
+    const tenants = grant.match.tenant;
+    if (tenants === undefined || tenants.some((t) => t.includes('*'))) open.push(grant);
+    else {
+      for (const t of new Set(tenants)) {
+        const list = byTenant.get(t);
+        if (list === undefined) byTenant.set(t, [grant]);
+        else list.push(grant);
+      }
+    }
+  }
+  return (match) => {
+    const tenant = match.tenant?.[0];
+    if (tenant === undefined || tenant.includes('*')) return set.grants;
+    const found = [...open, ...(byTenant.get(tenant) ?? [])];
+    return found.sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
+  };
+}
+
 function reachesOf(set: PolicySet, identities: readonly ReportIdentity[]): ReportReach[] {
   const reaches: ReportReach[] = [];
+  const candidates = candidatesFor(set);
   for (const row of identities) {
-    const covering = set.grants.filter((g) =>
+    const covering = candidates(row.match).filter((g) =>
       MATCH_FIELDS.every((f) => fieldCovers(g.match[f], row.match[f])),
     );
     const secrets = [...new Set(covering.flatMap((g) => g.allow))].filter((s) =>

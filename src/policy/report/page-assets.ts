@@ -33,7 +33,8 @@ dl.match { display: grid; grid-template-columns: max-content 1fr; gap: 0 8px; ma
 dl.match dt { color: var(--muted); }
 dl.match dd { margin: 0; }
 .matrix td.cell { min-width: 108px; text-align: center; }
-.matrix td.none { color: var(--muted); background: var(--soft); }
+.matrix td.none { color: var(--muted); background: var(--soft); text-align: center; }
+.matrix td.none::after { content: "—"; }
 .matrix td.reach { background: var(--ok-bg); color: var(--ok-ink); }
 .matrix td.reach.premerge { background: var(--bad-bg); color: var(--bad-ink); outline: 2px solid var(--bad-ink); outline-offset: -2px; }
 .matrix td.reach.inherited { border-style: dashed; }

@@ -171,6 +171,30 @@ grants:
     });
     expect(reach(r, 'broad', 's')).toMatchObject({ grant: 'broad', wrap: 'required' });
   });
+
+  it('finds covering grants of every tenant shape: listed, pattern, absent', () => {
+    const r = report({
+      'p.yaml': `secrets:
+  a: { kv: { mount: secret, path: a } }
+  b: { kv: { mount: secret, path: b } }
+  c: { kv: { mount: secret, path: c } }
+  d: { kv: { mount: secret, path: d } }
+grants:
+  - { name: row, match: { tenant: tb, pipeline: post }, allow: [a] }
+  - { name: listed, match: { tenant: [ta, tb] }, allow: [b] }
+  - { name: pattern, match: { tenant: "t*", pipeline: [post, promote] }, allow: [c] }
+  - { name: anywhere, match: { pipeline: post }, allow: [d] }
+  - { name: elsewhere, match: { tenant: tc }, allow: [a, b, c, d] }
+`,
+    });
+    const cells = r.reaches.filter((x) => x.identity === rowOf(r, 'row').id);
+    expect(cells.map((x) => [x.secret, x.grant])).toEqual([
+      ['a', 'row'],
+      ['b', 'listed'],
+      ['c', 'pattern'],
+      ['d', 'anywhere'],
+    ]);
+  });
 });
 
 describe('the diff of a policy change', () => {

@@ -34,7 +34,7 @@ export interface PolicyCommandHelpers {
   pinnedTenants(set: PolicySet): string[];
 }
 
-interface ReportOptions {
+interface ReportCommandOptions {
   readonly policies?: string;
   readonly config?: string;
   readonly out?: string;
@@ -66,7 +66,13 @@ async function git(cwd: string, args: readonly string[]): Promise<string> {
 async function policiesAtRef(dir: string, ref: string, into: string): Promise<void> {
   if (ref.startsWith('-'))
     throw new Error(`--against '${ref}' is neither a directory nor a git ref`);
-  const top = (await git(dir, ['rev-parse', '--show-toplevel'])).trim();
+  const top = (
+    await git(dir, ['rev-parse', '--show-toplevel']).catch(() => {
+      throw new Error(
+        `--against '${ref}' is not a directory, and ${dir} is not in a git repository to read a ref from`,
+      );
+    })
+  ).trim();
   const rel = path
     .relative(await realpath(top), await realpath(dir))
     .split(path.sep)
@@ -126,7 +132,9 @@ async function loadAgainst(
 }
 
 /** The recorded rotation state, read the way `zsb rotation status` reads it. */
-async function recordedRotations(options: ReportOptions): Promise<readonly RecordedRotation[]> {
+async function recordedRotations(
+  options: ReportCommandOptions,
+): Promise<readonly RecordedRotation[]> {
   const config = loadConfigFile(configFile(options));
   const { service, stop } = await rotationServiceFor(config);
   try {
@@ -165,7 +173,7 @@ export function registerReportCommand(policy: Command, helpers: PolicyCommandHel
     .description(
       'who can reach which secret, for how long, delivered how, with warnings, rotations and (--against) the diff: one self-contained HTML file',
     )
-    .action(async (dir: string | undefined, options: ReportOptions) => {
+    .action(async (dir: string | undefined, options: ReportCommandOptions) => {
       const s = helpers.settings(dir, options);
       const set = await helpers.loadOrReport(s.dir, s.maxTtlSeconds);
       if (set === undefined) return;

@@ -38,6 +38,8 @@ import type {
 /** What the broker's OpenBao records about a rotation (`RotationService.status()`). */
 export interface RecordedRotation {
   readonly name: string;
+  /** How the broker describes the schedule: used for rotations no policy file declares. */
+  readonly schedule?: string;
   readonly lastSuccess?: string;
   readonly lastOutcome?: string;
   readonly nextRun: string;
@@ -156,9 +158,21 @@ function describeRotation(rotation: Rotation): { schedule: string; target: strin
   return { schedule: parts.join(', '), target };
 }
 
+function recordedStatus(r: RecordedRotation): NonNullable<ReportRotation['status']> {
+  return {
+    ...(r.lastSuccess ? { lastSuccess: r.lastSuccess } : {}),
+    ...(r.lastOutcome ? { lastOutcome: r.lastOutcome } : {}),
+    nextRun: r.nextRun,
+    ...(r.step ? { step: r.step } : {}),
+    failures: r.failures,
+    // The error's message stays in `zsb rotation status`: the page shows only when.
+    ...(r.lastError ? { lastErrorAt: r.lastError.at } : {}),
+  };
+}
+
 function rotations(set: PolicySet, options: ReportOptions): ReportRotation[] {
   const recorded = new Map((options.recorded ?? []).map((r) => [r.name, r]));
-  return set.rotations.map((rotation) => {
+  const declared = set.rotations.map((rotation): ReportRotation => {
     const { schedule, target } = describeRotation(rotation);
     const next =
       rotation.schedule === undefined ? undefined : nextCronRun(rotation.schedule, options.now);
@@ -170,21 +184,24 @@ function rotations(set: PolicySet, options: ReportOptions): ReportRotation[] {
       target,
       location: at(rotation.location),
       ...(next === undefined ? {} : { nextDeclared: next.toISOString() }),
-      ...(r === undefined
-        ? {}
-        : {
-            status: {
-              ...(r.lastSuccess ? { lastSuccess: r.lastSuccess } : {}),
-              ...(r.lastOutcome ? { lastOutcome: r.lastOutcome } : {}),
-              nextRun: r.nextRun,
-              ...(r.step ? { step: r.step } : {}),
-              failures: r.failures,
-              // The error's message stays in `zsb rotation status`: the page shows only when.
-              ...(r.lastError ? { lastErrorAt: r.lastError.at } : {}),
-            },
-          }),
+      ...(r === undefined ? {} : { status: recordedStatus(r) }),
     };
   });
+  // What the broker runs that these files do not declare: its own secret-id rotation (from
+  // its configuration), or rotations of the policy directory its configuration names.
+  const names = new Set(set.rotations.map((r) => r.name));
+  const configured = [...recorded.values()]
+    .filter((r) => !names.has(r.name))
+    .map(
+      (r): ReportRotation => ({
+        name: r.name,
+        schedule: r.schedule ?? 'from the broker configuration',
+        target: 'not in these policy files',
+        location: '(recorded by the broker)',
+        status: recordedStatus(r),
+      }),
+    );
+  return [...declared, ...configured];
 }
 
 /**

@@ -102,6 +102,15 @@ describe('zsb policy report', () => {
     });
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("--against 'no-such-ref' is neither a directory nor a git ref");
+    const outside = await mkdtemp(path.join(tmpdir(), 'zsb-policy-report-nogit-'));
+    await writePolicies(outside, shippedPolicyFiles());
+    const noGit = await runZsb(['policy', 'report', outside, '--against', 'main'], {
+      cwd: outside,
+      env: { ...env, GIT_CEILING_DIRECTORIES: path.dirname(outside) },
+    });
+    expect(noGit.code).toBe(1);
+    expect(noGit.stderr).toContain('is not in a git repository to read a ref from');
+    await rm(outside, { recursive: true });
     const broken = path.join(repo, 'broken');
     await writePolicies(broken, {
       'p.yaml': 'grants:\n  - name: g\n    match: {}\n    allow: [x]\n',

@@ -138,7 +138,18 @@ describe('the reach matrix of a policy change', () => {
           failures: 2,
           lastError: { at: '2026-12-01T03:00:00.000Z' },
         },
+        {
+          name: 'broker-secret-id',
+          schedule: 'every 86400s',
+          nextRun: NOW.toISOString(),
+          failures: 0,
+        },
       ],
+    });
+    expect(r.rotations.find((x) => x.name === 'broker-secret-id')).toMatchObject({
+      schedule: 'every 86400s',
+      location: '(recorded by the broker)',
+      status: { nextRun: NOW.toISOString(), failures: 0 },
     });
     expect(r.rotationSource).toBe('openbao');
     expect(r.rotations.find((x) => x.name === 'registry-push')?.status).toEqual({

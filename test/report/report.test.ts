@@ -5,19 +5,19 @@
  * checked the way a reviewer looks at them. Screenshots and the generated pages are kept in
  * .artifacts/report/ (gitignored; CI leaves them on disk).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, runZsb } from '../support/process.js';
 import {
-  changedPolicyFiles,
+  HOSTILE_POLICY,
+  type PolicyChangeRepo,
+  policyChangeRepo,
   SHIPPED_POLICIES,
-  shippedPolicyFiles,
+  writePolicies,
 } from '../support/report-fixtures.js';
 import { launchBrowser } from './browser.js';
 
@@ -25,73 +25,34 @@ const ARTIFACTS = path.join(ROOT, '.artifacts', 'report');
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 let browser: Browser;
-let repo: string;
+let repo: PolicyChangeRepo;
 const pages: Record<'shipped' | 'change' | 'hostile', string> = {
   shipped: path.join(ARTIFACTS, 'shipped.html'),
   change: path.join(ARTIFACTS, 'change.html'),
   hostile: path.join(ARTIFACTS, 'hostile.html'),
 };
 
-function git(...args: string[]): void {
-  execFileSync('git', args, {
-    cwd: repo,
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: 'Report Test',
-      GIT_AUTHOR_EMAIL: 'report@example.org',
-      GIT_COMMITTER_NAME: 'Report Test',
-      GIT_COMMITTER_EMAIL: 'report@example.org',
-    },
-  });
-}
-
-async function writePolicies(files: Record<string, string>): Promise<void> {
-  const dir = path.join(repo, 'policies');
-  await mkdir(dir, { recursive: true });
-  for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
-}
-
 async function report(args: string[], cwd: string): Promise<void> {
   const run = await runZsb(['policy', 'report', ...args], { cwd, env: { ZSB_CONFIG: '' } });
   if (run.code !== 0) throw new Error(`zsb policy report ${args.join(' ')}: ${run.stderr}`);
 }
 
-const HOSTILE = `secrets:
-  s: { kv: { mount: secret, path: zuul/x } }
-grants:
-  - name: g
-    match:
-      tenant: "t\\"><script>window.injected=1;alert(1)</script>"
-      pipeline: post
-      job: "<img src=x onerror=window.injected=2>"
-      project: "a/</script><script>window.injected=3</script>"
-    allow: [s]
-`;
-
 beforeAll(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
-  repo = await mkdtemp(path.join(tmpdir(), 'zsb-report-browser-'));
-  git('init', '-q', '-b', 'main');
-  await writePolicies(shippedPolicyFiles());
-  git('add', 'policies');
-  git('commit', '-qm', 'shipped policies');
-  await writePolicies(changedPolicyFiles());
-  git('add', 'policies');
-  git('commit', '-qm', 'a policy change');
-  const hostile = path.join(repo, 'hostile');
-  await mkdir(hostile);
-  await writeFile(path.join(hostile, 'p.yaml'), HOSTILE);
+  repo = await policyChangeRepo('zsb-report-browser-');
+  const hostile = path.join(repo.dir, 'hostile');
+  await writePolicies(hostile, { 'p.yaml': HOSTILE_POLICY });
   await Promise.all([
     report([SHIPPED_POLICIES, '--out', pages.shipped], ROOT),
-    report(['policies', '--against', 'HEAD~1', '--out', pages.change], repo),
-    report([hostile, '--out', pages.hostile], repo),
+    report(['policies', '--against', 'HEAD~1', '--out', pages.change], repo.dir),
+    report([hostile, '--out', pages.hostile], repo.dir),
   ]);
   browser = await launchBrowser();
 });
 
 afterAll(async () => {
   await browser?.close();
-  if (repo) await rm(repo, { recursive: true, force: true });
+  await repo?.remove();
 });
 
 interface Opened {

@@ -4,51 +4,32 @@
  * stays as it is), `--against DIR` compares with a directory, and a bad ref or a broken
  * old set fails with a clear message.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyReport } from '../../../src/policy/report/types.js';
 import { runZsb } from '../../support/process.js';
-import { changedPolicyFiles, shippedPolicyFiles } from '../../support/report-fixtures.js';
+import {
+  changedPolicyFiles,
+  type PolicyChangeRepo,
+  policyChangeRepo,
+  shippedPolicyFiles,
+  writePolicies,
+} from '../../support/report-fixtures.js';
 
+let fixture: PolicyChangeRepo;
 let repo: string;
-
-function git(...args: string[]): string {
-  return execFileSync('git', args, {
-    cwd: repo,
-    encoding: 'utf8',
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: 'Report Test',
-      GIT_AUTHOR_EMAIL: 'report@example.org',
-      GIT_COMMITTER_NAME: 'Report Test',
-      GIT_COMMITTER_EMAIL: 'report@example.org',
-    },
-  });
-}
-
-async function writePolicies(dir: string, files: Record<string, string>): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
-}
-
+const git = (...args: string[]) => fixture.git(...args);
 const env = { ZSB_CONFIG: '' };
 
 beforeAll(async () => {
-  repo = await mkdtemp(path.join(tmpdir(), 'zsb-policy-report-'));
-  git('init', '-q', '-b', 'main');
-  await writePolicies(path.join(repo, 'policies'), shippedPolicyFiles());
-  git('add', 'policies');
-  git('commit', '-qm', 'shipped policies');
-  await writePolicies(path.join(repo, 'policies'), changedPolicyFiles());
-  git('add', 'policies');
-  git('commit', '-qm', 'a policy change');
+  fixture = await policyChangeRepo('zsb-policy-report-');
+  repo = fixture.dir;
 });
 
 afterAll(async () => {
-  await rm(repo, { recursive: true, force: true });
+  await fixture?.remove();
 });
 
 describe('zsb policy report', () => {

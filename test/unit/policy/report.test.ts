@@ -11,7 +11,11 @@ import { esc, renderReportHtml } from '../../../src/policy/report/html.js';
 import { buildReport } from '../../../src/policy/report/model.js';
 import type { PolicyReport } from '../../../src/policy/report/types.js';
 import type { PolicySet } from '../../../src/policy/types.js';
-import { changedPolicyFiles, shippedPolicyFiles } from '../../support/report-fixtures.js';
+import {
+  changedPolicyFiles,
+  HOSTILE_POLICY,
+  shippedPolicyFiles,
+} from '../../support/report-fixtures.js';
 
 const NOW = new Date('2026-12-01T10:00:00Z');
 
@@ -263,25 +267,13 @@ describe('the diff of a policy change', () => {
 });
 
 describe('the HTML view', () => {
-  const HOSTILE = `secrets:
-  s: { kv: { mount: secret, path: "zuul/x" } }
-grants:
-  - name: g
-    match:
-      tenant: "t\\"><script>alert(1)</script>"
-      pipeline: post
-      job: "<img src=x onerror=alert(2)>"
-      project: "a/</script><script>alert(3)</script>"
-    allow: [s]
-`;
-
   it('escapes every name, pattern and the embedded data', () => {
-    const r = report({ 'p.yaml': HOSTILE });
+    const r = report({ 'p.yaml': HOSTILE_POLICY });
     const html = renderReportHtml(r);
     expect(html.match(/<script/g)).toHaveLength(2); // the data block and the page script
     expect(html).not.toContain('<img');
     expect(html).not.toContain('alert(1)</script>');
-    expect(html).toContain(esc('<img src=x onerror=alert(2)>'));
+    expect(html).toContain(esc('<img src=x onerror=window.injected=2>'));
     const data = /<script type="application\/json" id="zsb-report">([^<]*)<\/script>/.exec(html);
     expect(JSON.parse(data?.[1] ?? 'null')).toEqual(JSON.parse(JSON.stringify(r)));
   });

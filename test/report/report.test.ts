@@ -200,7 +200,7 @@ describe('the report of a policy change', () => {
     const added = diff.locator('table.diff tr', { hasText: 'registry-push-everywhere' }).first();
     expect(await added.locator('.badge').textContent()).toBe('added');
     const narrowed = diff.locator('table.diff tr', { hasText: 'compliance-checks' }).first();
-    expect(await narrowed.textContent()).toContain('ttl: 900s → 600s (narrowed)');
+    expect(await narrowed.textContent()).toContain('ttl: 15m → 10m (narrowed)');
     await diff.screenshot({ path: path.join(ARTIFACTS, 'change-diff.png') });
     await context.close();
   });

@@ -4,6 +4,7 @@
  * delivery), narrowed, or changed both ways. Computed from two reports, so the diff speaks
  * the same language as the matrix.
  */
+import { formatDuration } from '../duration.js';
 import { type Change, combineChanges, type FieldPatterns, fieldChange } from './coverage.js';
 import { describeMatch } from './model.js';
 import type {
@@ -54,7 +55,10 @@ function deliveryAspects(
   const aspects: Aspect[] = [];
   const ttl = ttlChange(b.ttlSeconds, a.ttlSeconds);
   if (ttl !== 'same')
-    aspects.push({ change: ttl, detail: `ttl: ${b.ttlSeconds}s → ${a.ttlSeconds}s` });
+    aspects.push({
+      change: ttl,
+      detail: `ttl: ${formatDuration(b.ttlSeconds)} → ${formatDuration(a.ttlSeconds)}`,
+    });
   const wrap = wrapChange(b.wrap, a.wrap);
   if (wrap !== 'same') aspects.push({ change: wrap, detail: `wrap: ${b.wrap} → ${a.wrap}` });
   return aspects;
@@ -158,7 +162,7 @@ function reaches(before: PolicyReport, after: PolicyReport): DiffEntry[] {
     }
     if (previous === undefined) {
       const r = current.reach;
-      const details = [`by grant ${r.grant}, ttl ${r.ttlSeconds}s, wrap ${r.wrap}`];
+      const details = [`by grant ${r.grant}, ttl ${formatDuration(r.ttlSeconds)}, wrap ${r.wrap}`];
       if (r.preMerge) details.push('reachable from pre-merge pipelines');
       out.push({ change: 'added', subject: subject(current), details, ...link(current) });
       continue;
@@ -176,7 +180,7 @@ function reaches(before: PolicyReport, after: PolicyReport): DiffEntry[] {
   }
   for (const [, g] of gone) {
     const details = [
-      `was by grant ${g.reach.grant}, ttl ${g.reach.ttlSeconds}s, wrap ${g.reach.wrap}`,
+      `was by grant ${g.reach.grant}, ttl ${formatDuration(g.reach.ttlSeconds)}, wrap ${g.reach.wrap}`,
     ];
     out.push({ change: 'removed', subject: subject(g), details, secret: g.reach.secret });
   }

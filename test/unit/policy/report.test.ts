@@ -229,7 +229,7 @@ describe('the diff of a policy change', () => {
     });
     expect(find(d.grants, 'compliance-checks')).toMatchObject({
       change: 'narrowed',
-      details: ['ttl: 900s → 600s (narrowed)'],
+      details: ['ttl: 15m → 10m (narrowed)'],
     });
     expect(find(d.grants, 'status-page-admin-deploy')).toBeUndefined();
   });

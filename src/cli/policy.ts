@@ -19,6 +19,7 @@ import { loadPolicyTests, runPolicyTests } from '../policy/test-runner.js';
 import type { PolicySet, PolicySubject, PolicyWarning, ZuulTenantFacts } from '../policy/types.js';
 import { mergeZuulFacts } from '../policy/zuul-section.js';
 import { fetchConfigProjects } from '../zuul/tenant-projects.js';
+import { registerReportCommand } from './policy-report.js';
 
 interface PolicyOptions {
   readonly policies?: string;
@@ -338,4 +339,5 @@ export function registerPolicyCommands(program: Command): void {
         `wrote ACL policy ${options.name}, ACL policy ${compileOptions.buildPolicy} and token role ${compileOptions.buildTokenRole} to ${address}\n`,
       );
     });
+  registerReportCommand(policy, { settings, loadOrReport, zuulFacts, pinnedTenants });
 }

@@ -25,7 +25,7 @@ const DISTINGUISHING_FIELDS: readonly MatchField[] = ['job', 'playbook', 'pipeli
 const SHOWN_PROJECTS = 3;
 
 /** The config projects (as `tenant/project`) whose token secrets the grant can match. */
-function reachedConfigProjects(grant: Grant, facts: ZuulTenantFacts): string[] {
+export function reachedConfigProjects(grant: Grant, facts: ZuulTenantFacts): string[] {
   const reached: string[] = [];
   for (const [tenant, projects] of facts.configProjects) {
     if (!grantAdmits(grant, 'tenant', tenant)) continue;

@@ -72,7 +72,7 @@ export function matchGrant(grant: Grant, subject: PolicySubject): GrantMatch {
  * any other mix (an `optional` grant, or `required` next to `never`) leaves the
  * choice to the job, as the most permissive reading of the union.
  */
-function combineWrap(modes: readonly WrapMode[]): WrapMode {
+export function combineWrap(modes: readonly WrapMode[]): WrapMode {
   if (modes.length > 0 && modes.every((m) => m === 'required')) return 'required';
   if (modes.length > 0 && modes.every((m) => m === 'never')) return 'never';
   return 'optional';

@@ -1,8 +1,10 @@
 /**
  * zuul-web's answers to `GET /api/tenant/{tenant}/build/{uuid}` as Zuul 14.3.0 gives them
- * (BuildConverter.toDict with its buildset, zuul/web/__init__.py), recorded from the
- * real-Zuul suite's stack (git driver, project `localhost/app`, timer and post pipelines)
- * and reduced to one build each. `ref.project` is Zuul's short project name.
+ * (BuildConverter.toDict with its buildset, zuul/web/__init__.py). The running record is
+ * the one the real-Zuul suite read from a cleanup playbook (a `zsb-revoke` build: `held`
+ * and `final` null, `result` and `end_time` null), with the job, pipeline and ref of a
+ * `zsb-bound` build in `post` for project `app`; the others change what Zuul's SQL
+ * reporter changes when a build ends. `ref.project` is Zuul's short project name.
  */
 
 export const TENANT = 'zsb';
@@ -15,7 +17,7 @@ export function buildAnswer(overrides: Record<string, unknown> = {}): Record<str
     uuid: RUNNING_UUID,
     job_name: 'zsb-bound',
     result: null,
-    held: false,
+    held: null,
     execute_time: '2026-12-01T13:20:01',
     start_time: '2026-12-01T13:20:02',
     end_time: null,
@@ -24,7 +26,7 @@ export function buildAnswer(overrides: Record<string, unknown> = {}): Record<str
     log_url: null,
     nodeset: '',
     error_detail: null,
-    final: false,
+    final: null,
     artifacts: [],
     provides: [],
     ref: {
@@ -35,7 +37,7 @@ export function buildAnswer(overrides: Record<string, unknown> = {}): Record<str
       ref: 'refs/heads/main',
       oldrev: '6f1d5c0a0c1e6f0f4d5b0e1f2a3b4c5d6e7f8091',
       newrev: '0a1b2c3d4e5f60718293a4b5c6d7e8f901234567',
-      ref_url: null,
+      ref_url: '',
     },
     pipeline: 'post',
     event_id: 'c0ffee0c0ffee0c0ffee0c0ffee0c0ff',
@@ -52,7 +54,7 @@ export function buildAnswer(overrides: Record<string, unknown> = {}): Record<str
           ref: 'refs/heads/main',
           oldrev: '6f1d5c0a0c1e6f0f4d5b0e1f2a3b4c5d6e7f8091',
           newrev: '0a1b2c3d4e5f60718293a4b5c6d7e8f901234567',
-          ref_url: null,
+          ref_url: '',
         },
       ],
     },
@@ -66,6 +68,7 @@ export const FINISHED = buildAnswer({
   end_time: '2026-12-01T13:20:31',
   duration: 29.0,
   final: true,
+  held: false,
 });
 
 /** A build Zuul will retry under a new uuid: RETRY, not final. */
@@ -74,6 +77,7 @@ export const RETRIED = buildAnswer({
   end_time: '2026-12-01T13:20:09',
   duration: 7.0,
   final: false,
+  held: false,
 });
 
 /**
@@ -101,7 +105,7 @@ export const PROJECTS = [
   },
 ];
 
-/** cherrypy's 404 for a build the database does not hold. */
+/** A 404 for a build the database does not hold (cherrypy's error page; only the status is read). */
 export const NOT_FOUND_BODY =
   '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN">\n<html><head><title>404 Not Found</title></head><body><h2>404 Not Found</h2><p>Build not found</p></body></html>\n';
 

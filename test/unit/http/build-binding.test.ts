@@ -11,6 +11,7 @@ import { createBuildBinder } from '../../../src/broker/build-binding.js';
 import { IssuerConfigSchema } from '../../../src/config/schema.js';
 import { ZuulIssuer } from '../../../src/dev/zuul-issuer.js';
 import { AUDIENCE, buildTestApp } from '../../support/app.js';
+import { expectGeneric401 } from '../../support/http.js';
 import { buildAnswer, FINISHED, PROJECTS } from '../zuul/build-answers.js';
 
 const POLICY = `
@@ -147,14 +148,7 @@ describe('fetch with the build binding', () => {
   });
 
   it('a finished build: 401 invalid_token with the generic body, audited as refused with its reason', async () => {
-    const res = await fetchAs(ENDED);
-    expect(res.status).toBe(401);
-    expect(res.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
-    const body = (await res.json()) as Record<string, unknown>;
-    expect(body).toMatchObject({
-      code: 'unauthenticated',
-      detail: 'a valid Zuul ID token is required',
-    });
+    await expectGeneric401(await fetchAs(ENDED));
     expect(events()).toMatchObject([
       {
         event: 'secret.refused',

@@ -4,17 +4,16 @@
  * --config`), matched only when the binding supplied the fact, settable in policy tests
  * and shown by `zsb policy explain`.
  */
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decide, matchGrant } from '../../../src/policy/decide.js';
 import { explain } from '../../../src/policy/explain.js';
 import { formatProblem, type IssuerBindings, parsePolicyFiles } from '../../../src/policy/load.js';
 import { parsePolicyTests, runPolicyTests } from '../../../src/policy/test-runner.js';
 import type { PolicySet, PolicySubject } from '../../../src/policy/types.js';
+import { runZsb as zsb } from '../../support/cli.js';
 
 const BOUND = 'https://zuul.example.org';
 const UNBOUND = 'https://zuul.other.example.org';
@@ -175,23 +174,6 @@ describe('policy tests', () => {
   });
 });
 
-const ROOT = path.resolve(import.meta.dirname, '../../..');
-const TSX = pathToFileURL(path.join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
-
-function zsb(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', TSX, path.join(ROOT, 'src/cli/index.ts'), ...args],
-      { cwd: ROOT, env: { ...process.env, ZSB_CONFIG: '' } },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
 describe('zsb policy check and explain', () => {
   let dir: string;
   const config = (binding: boolean) => `issuers:
@@ -227,24 +209,14 @@ ${binding ? '    buildBinding: {}\n' : ''}openbao:
 
   it('check refuses the grants when the configured issuer has no binding, accepts them when it has', async () => {
     const policies = path.join(dir, 'policies');
-    const refused = await zsb(
-      'policy',
-      'check',
-      policies,
-      '--config',
-      path.join(dir, 'unbound.yaml'),
-    );
+    const check = (config: string) =>
+      zsb('policy', 'check', policies, '--config', path.join(dir, config));
+    const refused = await check('unbound.yaml');
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(
       'p.yaml:13:21: grants[0].match.buildProject: buildProject is known only through the build binding',
     );
-    const accepted = await zsb(
-      'policy',
-      'check',
-      policies,
-      '--config',
-      path.join(dir, 'bound.yaml'),
-    );
+    const accepted = await check('bound.yaml');
     expect(accepted.code).toBe(0);
     const noConfig = await zsb('policy', 'check', policies);
     expect(noConfig.code).toBe(0);

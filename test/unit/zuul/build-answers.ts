@@ -10,6 +10,18 @@
 export const TENANT = 'zsb';
 export const RUNNING_UUID = '3f0c2a9e8d7b4c1a9e6f5d4c3b2a1908';
 
+/** The ref of a build for app's main after a push (RefConverter.toDict). */
+const APP_MAIN = {
+  project: 'app',
+  branch: 'main',
+  change: null,
+  patchset: null,
+  ref: 'refs/heads/main',
+  oldrev: '6f1d5c0a0c1e6f0f4d5b0e1f2a3b4c5d6e7f8091',
+  newrev: '0a1b2c3d4e5f60718293a4b5c6d7e8f901234567',
+  ref_url: '',
+};
+
 /** A running build of `zsb-bound` in `post` for app's branch main. */
 export function buildAnswer(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -29,34 +41,14 @@ export function buildAnswer(overrides: Record<string, unknown> = {}): Record<str
     final: null,
     artifacts: [],
     provides: [],
-    ref: {
-      project: 'app',
-      branch: 'main',
-      change: null,
-      patchset: null,
-      ref: 'refs/heads/main',
-      oldrev: '6f1d5c0a0c1e6f0f4d5b0e1f2a3b4c5d6e7f8091',
-      newrev: '0a1b2c3d4e5f60718293a4b5c6d7e8f901234567',
-      ref_url: '',
-    },
+    ref: { ...APP_MAIN },
     pipeline: 'post',
     event_id: 'c0ffee0c0ffee0c0ffee0c0ffee0c0ff',
     event_timestamp: '2026-12-01T13:19:58',
     queue_item_uuid: '9b8a7c6d5e4f30211203f4e5d6c7b8a9',
     buildset: {
       uuid: '1a2b3c4d5e6f708192a3b4c5d6e7f809',
-      refs: [
-        {
-          project: 'app',
-          branch: 'main',
-          change: null,
-          patchset: null,
-          ref: 'refs/heads/main',
-          oldrev: '6f1d5c0a0c1e6f0f4d5b0e1f2a3b4c5d6e7f8091',
-          newrev: '0a1b2c3d4e5f60718293a4b5c6d7e8f901234567',
-          ref_url: '',
-        },
-      ],
+      refs: [{ ...APP_MAIN }],
     },
     ...overrides,
   };

@@ -326,6 +326,20 @@ export const ConfigSchema = z
     backup: BackupSchema.optional(),
   })
   .strict()
+  .refine(
+    (c) =>
+      c.issuers.every(
+        (i) =>
+          i.buildBinding === undefined ||
+          i.buildBinding.startWaitSeconds * 1000 + i.buildBinding.timeoutMs <
+            c.http.requestTimeoutMs,
+      ),
+    {
+      // A job waiting for its build's record must get an answer before its request times out.
+      message: 'buildBinding.startWaitSeconds plus timeoutMs must stay below http.requestTimeoutMs',
+      path: ['issuers'],
+    },
+  )
   .refine((c) => c.rotation.brokerSecretId === undefined || c.openbao.auth.method === 'approle', {
     message: 'rotates an AppRole secret-id: needs openbao.auth.method approle',
     path: ['rotation', 'brokerSecretId'],

@@ -7,7 +7,7 @@
  * loopback stand-in for zuul-web's build API (it answers every build as running, after
  * BENCH_ZUUL_WEB_DELAY_MS, and counts requests) and two brokers as child processes, the
  * same configuration but one with `buildBinding` on. The two are measured in turns
- * (plain, bound, plain, bound) so that drift on a shared machine hits both alike; the
+ * (plain, bound, bound, plain) so that drift on a shared machine hits both alike; the
  * table reports p50/p99 of each and the difference. Results: BENCHMARKS.md.
  *
  *   npx tsx bench/build-binding.ts
@@ -166,10 +166,12 @@ async function main(): Promise<void> {
       });
     };
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, b] of [
+      // ABBA: a machine whose load drifts during the run favours neither broker.
+      const order = [
         ['plain', plain],
         ['bound', bound],
-      ] as const) {
+      ] as const;
+      for (const [name, b] of round % 2 === 0 ? order : [...order].reverse()) {
         await phase(name, `paced ${RATE}/s, ${PHASE_SECONDS} s`, () =>
           runPaced({
             ratePerSecond: RATE,
@@ -242,7 +244,7 @@ function report(rows: readonly Measured[], projectLists: number): void {
         'errors',
       ],
       table,
-    )}\n\n${ROUNDS} rounds per broker, alternating; ${TOKEN_POOL} builds; zuul-web answers after ${ZUUL_WEB_DELAY_MS} ms; project list read ${projectLists} times.\n`,
+    )}\n\n${ROUNDS} rounds per broker, ABBA order; ${TOKEN_POOL} builds; zuul-web answers after ${ZUUL_WEB_DELAY_MS} ms; project list read ${projectLists} times.\n`,
   );
 }
 

@@ -32,8 +32,8 @@ import { type DevOpenBao, startDevOpenBao } from '../src/dev/openbao-dev-server.
 import { DEFAULT_ZUUL_TOKEN, ZuulIssuer } from '../src/dev/zuul-issuer.js';
 import {
   type BrokerProcess,
+  prepareBenchBrokers,
   startBrokerProcess,
-  writeBenchPolicies,
 } from './support/broker-process.js';
 import { startBareServer } from './support/calibration.js';
 import {
@@ -45,12 +45,7 @@ import {
   runPaced,
   StepError,
 } from './support/load.js';
-import {
-  BENCH_SECRET_NAMES,
-  BENCH_SECRETS,
-  JWT_ROLE,
-  prepareOpenBao,
-} from './support/openbao-setup.js';
+import { BENCH_SECRET_NAMES, BENCH_SECRETS, JWT_ROLE } from './support/openbao-setup.js';
 import { findPid, otherCores, type ProcessUsage, UsageSampler } from './support/procstat.js';
 import { type CountingProxy, startCountingProxy } from './support/proxy.js';
 import { fixed, markdownTable, megabytes, percent, thousands } from './support/table.js';
@@ -188,21 +183,9 @@ async function main(): Promise<void> {
     const issuer = await ZuulIssuer.start({ modulusLength: 4096 });
     cleanup.push(() => issuer.close());
 
-    const prepared = await prepareOpenBao({
-      address: bao.address,
-      rootToken: bao.rootToken,
-      issuer: issuer.issuer,
-      issuerPublicKeyPem: issuer.publicKeyPem(),
-      audience: AUDIENCE,
-    });
-    const policiesDir = path.join(workDir, 'policies');
-    await writeBenchPolicies(policiesDir);
+    const { prepared, shared } = await prepareBenchBrokers(workDir, bao, issuer, AUDIENCE);
     const brokerOptions = {
-      workDir,
-      policiesDir,
-      brokerToken: prepared.brokerToken,
-      issuer: issuer.issuer,
-      audience: AUDIENCE,
+      ...shared,
       logLevel: BROKER_LOG_LEVEL,
       nodeArgs,
       compiledCli,

@@ -5,9 +5,10 @@ import { type ServerType, serve } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
 import { openAuditLog } from './audit/log.js';
 import { startBackupScheduler } from './backup/scheduler.js';
+import { createBuildBinder, readZuulWebTokens } from './broker/build-binding.js';
 import { createBuildTokenCache, liveBuildTokens } from './broker/dynamic.js';
 import { loadBrokerPolicies, type PolicyStore, type ReloadResult } from './broker/policy-store.js';
-import type { Config } from './config/schema.js';
+import { type Config, issuerBindingsOf } from './config/schema.js';
 import { findBaoBinary } from './dev/openbao-dev-server.js';
 import { createApp } from './http/app.js';
 import { createDynamicCheck } from './http/dynamic-check.js';
@@ -87,7 +88,11 @@ export async function startBroker(
     if (attempts > 1) metrics.openbaoRetries.inc({ operation }, attempts - 1);
   });
 
-  const policies = await loadBrokerPolicies(config.policies, config.maxTtlSeconds);
+  const policies = await loadBrokerPolicies(
+    config.policies,
+    config.maxTtlSeconds,
+    issuerBindingsOf(config),
+  );
   logger.info({ policies: policies.status().detail }, 'policies loaded');
 
   const verifier = createTokenVerifier(config.issuers, {
@@ -97,6 +102,11 @@ export async function startBroker(
   });
   // Not fatal: an issuer that is down at start shows as failing in /readyz and is retried.
   await verifier.refreshKeySets();
+  // Build binding (ADR 0014): an unreadable or non-private auth token file stops the start.
+  const binding = createBuildBinder(config.issuers, {
+    authTokens: readZuulWebTokens(config.issuers),
+    onLookup: (outcome) => metrics.buildLookups.inc({ outcome }),
+  });
   // Dynamic secrets need the build token role: said at start and after each reload.
   const dynamicCheck = createDynamicCheck({
     policies: () => policies.current(),
@@ -176,6 +186,7 @@ export async function startBroker(
     dynamicCheck,
     audit: audit.log,
     rateLimiter: createRateLimiter(config.limits),
+    binding,
     dynamic: {
       openbao,
       ledger: createLeaseLedger(openbao, {

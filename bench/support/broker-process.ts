@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
 import { freeLoopbackPort, PROJECT_ROOT } from '../../src/dev/openbao-dev-server.js';
-import { BENCH_SECRET_NAMES, BENCH_SECRETS } from './openbao-setup.js';
+import { BENCH_SECRET_NAMES, BENCH_SECRETS, prepareOpenBao } from './openbao-setup.js';
 
 /** The identity the benchmark's tokens carry (zsb's example job). */
 export const BENCH_GRANT_MATCH = {
@@ -44,6 +44,35 @@ export async function writeBenchPolicies(dir: string): Promise<void> {
   await writeFile(path.join(dir, 'bench.yaml'), text);
 }
 
+/**
+ * OpenBao prepared for the benchmark's brokers (JWT role, read token, the broker's own
+ * token) and their policy file written: what every broker of a run shares.
+ */
+export async function prepareBenchBrokers(
+  workDir: string,
+  bao: { readonly address: string; readonly rootToken: string },
+  issuer: { readonly issuer: string; publicKeyPem(): string },
+  audience: string,
+) {
+  const prepared = await prepareOpenBao({
+    address: bao.address,
+    rootToken: bao.rootToken,
+    issuer: issuer.issuer,
+    issuerPublicKeyPem: issuer.publicKeyPem(),
+    audience,
+  });
+  const policiesDir = path.join(workDir, 'policies');
+  await writeBenchPolicies(policiesDir);
+  const shared = {
+    workDir,
+    policiesDir,
+    brokerToken: prepared.brokerToken,
+    issuer: issuer.issuer,
+    audience,
+  } as const;
+  return { prepared, shared };
+}
+
 export interface BrokerProcessOptions {
   readonly name: string;
   readonly workDir: string;
@@ -57,6 +86,8 @@ export interface BrokerProcessOptions {
   readonly nodeArgs?: readonly string[];
   /** A compiled `dist/cli/index.js` to run instead of the sources through tsx. */
   readonly compiledCli?: string | undefined;
+  /** More keys of the issuer's entry, e.g. `buildBinding` (bench/build-binding.ts). */
+  readonly issuerExtra?: Readonly<Record<string, unknown>>;
 }
 
 export interface BrokerProcess {
@@ -89,7 +120,7 @@ export async function startBrokerProcess(opts: BrokerProcessOptions): Promise<Br
   await writeFile(tokenFile, opts.brokerToken, { mode: 0o600 });
   const document = {
     listen: { host: '127.0.0.1', port },
-    issuers: [{ issuer: opts.issuer, audience: opts.audience }],
+    issuers: [{ issuer: opts.issuer, audience: opts.audience, ...opts.issuerExtra }],
     openbao: { address: opts.openbaoAddress, auth: { method: 'token', tokenFile } },
     policies: opts.policiesDir,
     watchPolicies: false,

@@ -25,6 +25,10 @@ export interface AuditIdentity {
   readonly job: string;
   /** `build-uuid`: fine here, never in metric labels. */
   readonly build: string;
+  /** What the build binding learnt from zuul-web (ADR 0014), when the issuer has one. */
+  readonly buildProject?: string;
+  readonly branch?: string;
+  readonly ref?: string;
 }
 
 /** One delivered secret. Lease ids and accessors are written only as their HMAC. */
@@ -58,6 +62,16 @@ export interface DeniedEvent {
   /** Names as they may be logged: undefined names already replaced by the caller. */
   readonly secrets: readonly string[];
   /** Value-free reason, e.g. `denied: a, b` or `wrap required for a by grant g`. */
+  readonly reason: string;
+}
+
+/** A verified token whose build is not running (build binding, ADR 0014): answered 401. */
+export interface RefusedEvent {
+  readonly requestId: string;
+  readonly identity: AuditIdentity;
+  /** Names as they may be logged; empty for whoami. */
+  readonly secrets: readonly string[];
+  /** Value-free reason, e.g. `build ended (SUCCESS)` or `build unknown to zuul-web`. */
   readonly reason: string;
 }
 
@@ -107,6 +121,7 @@ export interface BackupEvent {
 export interface AuditLog {
   issued(event: IssuedEvent): Promise<void>;
   denied(event: DeniedEvent): Promise<void>;
+  refused(event: RefusedEvent): Promise<void>;
   revoked(event: RevokedEvent): Promise<void>;
   rotated(event: RotatedEvent): Promise<void>;
   backup(event: BackupEvent): Promise<void>;
@@ -313,6 +328,9 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     pipeline: i.pipeline,
     job: i.job,
     build: i.build,
+    ...(i.buildProject === undefined ? {} : { buildProject: i.buildProject }),
+    ...(i.branch === undefined ? {} : { branch: i.branch }),
+    ...(i.ref === undefined ? {} : { ref: i.ref }),
   });
 
   let closed = false;
@@ -373,6 +391,15 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       write({
         event: 'secret.denied',
         outcome: 'denied',
+        requestId: e.requestId,
+        identity: identityOf(e.identity),
+        secrets: [...e.secrets],
+        reason: e.reason,
+      }),
+    refused: (e) =>
+      write({
+        event: 'secret.refused',
+        outcome: 'refused',
         requestId: e.requestId,
         identity: identityOf(e.identity),
         secrets: [...e.secrets],

@@ -5,7 +5,7 @@
  */
 import { type FSWatcher, watch } from 'node:fs';
 import { preparePolicySet } from '../policy/decide.js';
-import { formatProblem, loadPolicyDir } from '../policy/load.js';
+import { formatProblem, type IssuerBindings, loadPolicyDir } from '../policy/load.js';
 import type { PolicySet } from '../policy/types.js';
 
 export interface PolicyStatus {
@@ -42,10 +42,15 @@ function describe(set: PolicySet): string {
  * The broker's policy store with its first set loaded: every kind this broker serves, the
  * configured maximum TTL. An invalid set is an error naming every problem (`file:line:col`).
  */
-export async function loadBrokerPolicies(dir: string, maxTtlSeconds: number): Promise<PolicyStore> {
+export async function loadBrokerPolicies(
+  dir: string,
+  maxTtlSeconds: number,
+  issuers?: IssuerBindings,
+): Promise<PolicyStore> {
   const store = createPolicyStore(dir, {
     maxTtlSeconds,
     supportedKinds: ['kv', 'database', 'pki', 'token'],
+    ...(issuers === undefined ? {} : { issuers }),
   });
   const loaded = await store.reload();
   if (!loaded.ok) {
@@ -62,6 +67,8 @@ export function createPolicyStore(
   options: {
     maxTtlSeconds: number;
     supportedKinds?: readonly ('kv' | 'database' | 'pki' | 'token')[];
+    /** Which issuers have a build binding: grants on build facts need one (ADR 0014). */
+    issuers?: IssuerBindings;
   },
 ): PolicyStore {
   let set: PolicySet | undefined;
@@ -73,6 +80,7 @@ export function createPolicyStore(
     const result = await loadPolicyDir(dir, {
       maxTtlSeconds: options.maxTtlSeconds,
       supportedKinds: options.supportedKinds ?? ['kv'],
+      ...(options.issuers === undefined ? {} : { issuers: options.issuers }),
     });
     if (!result.ok) {
       const problems = result.problems.map(formatProblem);

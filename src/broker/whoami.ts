@@ -30,6 +30,10 @@ export function whoami(
         job: identity.job,
         pipeline: identity.pipeline,
         playbook: identity.playbook,
+        // From the build binding (ADR 0014), when the issuer has one.
+        ...(identity.buildProject === undefined ? {} : { buildProject: identity.buildProject }),
+        ...(identity.branch === undefined ? {} : { branch: identity.branch }),
+        ...(identity.ref === undefined ? {} : { ref: identity.ref }),
         expiresAt: identity.expiresAt.toISOString(),
       },
       allowed: secrets,

@@ -8,7 +8,12 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { decodeJwt } from 'jose';
 import { loadConfigFile } from '../config/load.js';
-import { type Config, DEFAULT_MAX_TTL_SECONDS, IssuerConfigSchema } from '../config/schema.js';
+import {
+  type Config,
+  DEFAULT_MAX_TTL_SECONDS,
+  IssuerConfigSchema,
+  issuerBindingsOf,
+} from '../config/schema.js';
 import { parseSubject } from '../identity/subject.js';
 import { createOpenBaoClient } from '../openbao/client.js';
 import { compileOpenBaoSetup, DEFAULT_COMPILE_OPTIONS } from '../policy/compile.js';
@@ -16,7 +21,13 @@ import { configProjectWarnings } from '../policy/config-projects.js';
 import { type Explanation, explain } from '../policy/explain.js';
 import { formatProblem, loadPolicyDir } from '../policy/load.js';
 import { loadPolicyTests, runPolicyTests } from '../policy/test-runner.js';
-import type { PolicySet, PolicySubject, PolicyWarning, ZuulTenantFacts } from '../policy/types.js';
+import {
+  BUILD_MATCH_FIELDS,
+  type PolicySet,
+  type PolicySubject,
+  type PolicyWarning,
+  type ZuulTenantFacts,
+} from '../policy/types.js';
 import { mergeZuulFacts } from '../policy/zuul-section.js';
 import { fetchConfigProjects } from '../zuul/tenant-projects.js';
 import { registerReportCommand } from './policy-report.js';
@@ -83,8 +94,13 @@ function settings(
 }
 
 /** Loads and validates, printing `file:line:col: message` per problem; undefined on failure. */
-async function loadOrReport(dir: string, maxTtlSeconds: number): Promise<PolicySet | undefined> {
-  const result = await loadPolicyDir(dir, { maxTtlSeconds });
+async function loadOrReport(s: ReturnType<typeof settings>): Promise<PolicySet | undefined> {
+  // With the configuration, grants on build facts must reach only bound issuers (ADR 0014).
+  const issuers = s.config === undefined ? undefined : issuerBindingsOf(s.config);
+  const result = await loadPolicyDir(s.dir, {
+    maxTtlSeconds: s.maxTtlSeconds,
+    ...(issuers === undefined ? {} : { issuers }),
+  });
   if (result.ok) return result.set;
   for (const p of result.problems) process.stderr.write(`${formatProblem(p)}\n`);
   process.exitCode = 1;
@@ -118,6 +134,21 @@ function subjectFromClaims(claims: Record<string, unknown>): PolicySubject {
   };
 }
 
+interface BuildFactOptions {
+  readonly buildProject?: string;
+  readonly branch?: string;
+  readonly ref?: string;
+}
+
+/** What the build binding would learn from zuul-web, given on the command line. */
+function buildFacts(o: BuildFactOptions): Partial<PolicySubject> {
+  return {
+    ...(o.buildProject === undefined ? {} : { buildProject: o.buildProject }),
+    ...(o.branch === undefined ? {} : { branch: o.branch }),
+    ...(o.ref === undefined ? {} : { ref: o.ref }),
+  };
+}
+
 function printExplanation(e: Explanation): void {
   const out: string[] = [];
   const id = e.identity;
@@ -132,6 +163,14 @@ function printExplanation(e: Explanation): void {
     playbook: id.playbook,
   })) {
     out.push(`  ${k.padEnd(9)} ${v || '(none)'}`);
+  }
+  // Build facts only when given: without them, grants on them do not match.
+  for (const [k, v] of Object.entries({
+    buildProject: id.buildProject,
+    branch: id.branch,
+    ref: id.ref,
+  })) {
+    if (v !== undefined) out.push(`  ${k.padEnd(12)} ${v}`);
   }
   out.push('', 'Grants');
   for (const g of e.grants) {
@@ -173,12 +212,21 @@ export function registerPolicyCommands(program: Command): void {
     )
     .action(async (dir: string | undefined, options: PolicyOptions & ZuulOptions) => {
       const s = settings(dir, options);
-      const set = await loadOrReport(s.dir, s.maxTtlSeconds);
+      const set = await loadOrReport(s);
       if (set === undefined) return;
       const facts = await zuulFacts(set, options, pinnedTenants(set));
       const warnings = set.grants.flatMap((g) => configProjectWarnings(g, facts, set.secrets));
       for (const w of warnings) {
         process.stderr.write(`${at(w)}: warning ${w.kind}: grant '${w.grant}' ${w.message}\n`);
+      }
+      if (s.config === undefined) {
+        for (const g of set.grants) {
+          const field = BUILD_MATCH_FIELDS.find((f) => g.match[f] !== undefined);
+          if (field === undefined) continue;
+          process.stderr.write(
+            `${g.location.file}:${g.location.line}:${g.location.column}: note: grant '${g.name}' matches ${field}, known only through the build binding; give --config (or ZSB_CONFIG) to check that its issuers have one\n`,
+          );
+        }
       }
       const warned = warnings.length === 0 ? '' : `, ${warnings.length} warnings`;
       process.stdout.write(
@@ -194,7 +242,7 @@ export function registerPolicyCommands(program: Command): void {
     .description('run the policy test cases; exit 1 on any mismatch')
     .action(async (dir: string | undefined, options: PolicyOptions) => {
       const s = settings(dir, options);
-      const set = await loadOrReport(s.dir, s.maxTtlSeconds);
+      const set = await loadOrReport(s);
       if (set === undefined) return;
       const cases = await loadPolicyTests(path.join(s.dir, 'tests'));
       if (!cases.ok) {
@@ -227,11 +275,16 @@ export function registerPolicyCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .option('--zuul-url <url>', "zuul-web's root: also ask it which projects are config projects")
     .option('--tenant <name...>', "tenants to ask zuul-web about (default: the identity's)")
+    .option('--build-project <name>', 'the canonical project the build runs for (build binding)')
+    .option('--branch <name>', 'the branch the build runs for (build binding)')
+    .option('--ref <ref>', 'the ref the build runs for, e.g. refs/tags/v1 (build binding)')
     .description('which grants match an identity, which secrets it gets and why others are denied')
     .action(
       async (
         names: string[],
-        options: PolicyOptions & ZuulOptions & { token?: string; claims?: string; json?: boolean },
+        options: PolicyOptions &
+          ZuulOptions &
+          BuildFactOptions & { token?: string; claims?: string; json?: boolean },
       ) => {
         if ((options.token === undefined) === (options.claims === undefined)) {
           throw new Error('give exactly one of --token JWT or --claims FILE');
@@ -252,9 +305,9 @@ export function registerPolicyCommands(program: Command): void {
           claims = parsed as Record<string, unknown>;
         }
         const s = settings(undefined, options);
-        const set = await loadOrReport(s.dir, s.maxTtlSeconds);
+        const set = await loadOrReport(s);
         if (set === undefined) return;
-        const subject = subjectFromClaims(claims);
+        const subject = { ...subjectFromClaims(claims), ...buildFacts(options) };
         const facts = await zuulFacts(set, options, [subject.tenant]);
         const result = explain(set, subject, names, facts);
         if (options.json) {
@@ -293,7 +346,7 @@ export function registerPolicyCommands(program: Command): void {
     )
     .action(async (options: PolicyOptions & { apply?: boolean; name: string }) => {
       const s = settings(undefined, options);
-      const set = await loadOrReport(s.dir, s.maxTtlSeconds);
+      const set = await loadOrReport(s);
       if (set === undefined) return;
       const openbao = s.config?.openbao;
       const compileOptions = {

@@ -52,6 +52,30 @@ export const DEFAULT_MAX_TTL_SECONDS = 3600;
 
 const seconds = (def: number, max: number) => z.number().int().min(1).max(max).default(def);
 
+const BuildBindingSchema = z
+  .object({
+    /** zuul-web's root, where `/api/tenant/{tenant}/build/{uuid}` is; default: the issuer. */
+    webUrl: safeUrl
+      .refine((v) => !v.endsWith('/'), 'must not end with a slash')
+      .refine((v) => !v.includes('?') && !v.includes('#'), 'must have no query or fragment')
+      .optional(),
+    /** A zuul-web auth token (JWT) for tenants that restrict reads, read from this file. */
+    authTokenFile: z.string().min(1).optional(),
+    /** One zuul-web request: answer within this time, body at most this size. */
+    timeoutMs: z.number().int().min(100).max(30000).default(3000),
+    maxBytes: z.number().int().min(1024).max(1048576).default(65536),
+    /** A "running" answer serves the build's further requests this long. */
+    cacheSeconds: z.number().int().min(0).max(60).default(5),
+    /**
+     * A build zuul-web does not know yet is waited for while its token is younger than this
+     * (Zuul records a build only after the executor reports its start). Never allowed meanwhile.
+     */
+    startWaitSeconds: z.number().int().min(0).max(60).default(15),
+    /** Builds remembered per issuer (finished ones stay refused without asking again). */
+    maxEntries: z.number().int().min(16).max(1000000).default(10000),
+  })
+  .strict();
+
 export const IssuerConfigSchema = z
   .object({
     /** Exact `iss` value; Zuul's web root without trailing slash. */
@@ -94,8 +118,14 @@ export const IssuerConfigSchema = z
         maxStaleSeconds: 3600,
         minRefetchIntervalSeconds: 30,
       }),
+    /**
+     * Build binding (docs/zuul.md, ADR 0014): before a fetch, zuul-web must confirm that the
+     * token's build is running now; grants may then match its project and branch. Absent: off.
+     */
+    buildBinding: BuildBindingSchema.optional(),
   })
   .strict();
+export type BuildBindingConfig = z.infer<typeof BuildBindingSchema>;
 export type IssuerConfig = z.infer<typeof IssuerConfigSchema>;
 
 const AuthSchema = z.discriminatedUnion('method', [
@@ -296,9 +326,34 @@ export const ConfigSchema = z
     backup: BackupSchema.optional(),
   })
   .strict()
+  .refine(
+    (c) =>
+      c.issuers.every(
+        (i) =>
+          i.buildBinding === undefined ||
+          i.buildBinding.startWaitSeconds * 1000 + i.buildBinding.timeoutMs <
+            c.http.requestTimeoutMs,
+      ),
+    {
+      // A job waiting for its build's record must get an answer before its request times out.
+      message: 'buildBinding.startWaitSeconds plus timeoutMs must stay below http.requestTimeoutMs',
+      path: ['issuers'],
+    },
+  )
   .refine((c) => c.rotation.brokerSecretId === undefined || c.openbao.auth.method === 'approle', {
     message: 'rotates an AppRole secret-id: needs openbao.auth.method approle',
     path: ['rotation', 'brokerSecretId'],
   });
 
 export type Config = z.infer<typeof ConfigSchema>;
+
+/** The configured issuers and those with a build binding (for policy loading, ADR 0014). */
+export function issuerBindingsOf(config: Pick<Config, 'issuers'>): {
+  configured: string[];
+  bound: Set<string>;
+} {
+  return {
+    configured: config.issuers.map((i) => i.issuer),
+    bound: new Set(config.issuers.filter((i) => i.buildBinding).map((i) => i.issuer)),
+  };
+}

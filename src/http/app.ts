@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { type Context, Hono } from 'hono';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/log.js';
+import type { BuildBinder } from '../broker/build-binding.js';
 import type { DynamicDeps } from '../broker/dynamic.js';
 import type { PolicySource } from '../broker/policy-store.js';
 import type { TokenVerifier } from '../identity/types.js';
@@ -46,6 +47,8 @@ export interface AppDeps {
   readonly dynamic?: DynamicDeps;
   /** Issued, denied and revoked events; the broker always sets it (in-process tests may not). */
   readonly audit?: AuditLog;
+  /** Build binding (ADR 0014): fetch and whoami only for running builds; none when absent. */
+  readonly binding?: BuildBinder;
 }
 
 /** Known routes and their methods: anything else on them is 405, elsewhere 404. */
@@ -107,6 +110,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
                 job: identity.job,
                 pipeline: identity.pipeline,
                 build: identity.build,
+                ...(identity.buildProject ? { buildProject: identity.buildProject } : {}),
+                ...(identity.branch ? { branch: identity.branch } : {}),
               },
             }
           : {}),

@@ -17,6 +17,8 @@ export interface HttpMetrics {
   readonly openbaoRetries: Counter<'operation'>;
   /** Key set fetches of all issuers together, by outcome (`ok` or a failure class). */
   readonly keySetRefreshes: Counter<'outcome'>;
+  /** zuul-web build lookups of the build binding, by outcome (running, ended, unknown or a failure class). */
+  readonly buildLookups: Counter<'outcome'>;
   /** Audit writes (events and recovery probes) that failed: each failed event is a refusal. */
   readonly auditWriteFailures: Counter;
   /** Dynamic secrets delivered with an OpenBao lease (database credentials). */
@@ -74,6 +76,12 @@ export function createHttpMetrics(options: { defaultMetrics?: boolean } = {}): H
     keySetRefreshes: new Counter({
       name: 'zsb_keyset_refreshes_total',
       help: 'Issuer key set fetches by outcome (ok, timeout, unreachable, redirect, http_status, too_large, invalid)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    buildLookups: new Counter({
+      name: 'zsb_build_lookups_total',
+      help: 'zuul-web build lookups of the build binding by outcome (running, ended, unknown, timeout, unreachable, redirect, http_status, too_large, invalid)',
       labelNames: ['outcome'],
       registers: [registry],
     }),

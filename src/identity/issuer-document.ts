@@ -26,6 +26,8 @@ export class IssuerDocumentError extends Error {
   constructor(
     readonly reason: string,
     readonly outcome: Exclude<KeySetRefreshOutcome, 'ok'>,
+    /** The HTTP status of an `http_status` failure (a 404 can be an answer, not a fault). */
+    readonly status?: number,
   ) {
     super(reason);
     this.name = 'IssuerDocumentError';
@@ -36,6 +38,8 @@ export interface DocumentFetchOptions {
   readonly fetchImpl: typeof fetch;
   readonly timeoutMs: number;
   readonly maxBytes: number;
+  /** Sent as `Authorization` (a zuul-web auth token for tenants that restrict reads). */
+  readonly authorization?: string;
 }
 
 export interface FetchedDocument {
@@ -145,7 +149,10 @@ export async function fetchIssuerDocument(
     const response = await options.fetchImpl(url, {
       redirect: 'manual',
       signal: AbortSignal.timeout(options.timeoutMs),
-      headers: { accept: 'application/json' },
+      headers: {
+        accept: 'application/json',
+        ...(options.authorization === undefined ? {} : { authorization: options.authorization }),
+      },
     });
     if (response.status >= 300 && response.status < 400) {
       await response.body?.cancel().catch(() => undefined);
@@ -160,6 +167,7 @@ export async function fetchIssuerDocument(
       throw new IssuerDocumentError(
         `http status ${response.status} from ${shown} (${answer})`,
         'http_status',
+        response.status,
       );
     }
     const bytes = await readCapped(response, options.maxBytes, shown);

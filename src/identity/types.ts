@@ -20,6 +20,14 @@ export interface JobIdentity {
   readonly playbook: string;
   readonly issuedAt: Date;
   readonly expiresAt: Date;
+  /**
+   * What the build binding (ADR 0014) learnt from zuul-web about the running build: the
+   * canonical project it runs for, its branch and ref. Absent without a binding, and each
+   * absent when zuul-web did not say (a tag has no branch): grants that match them then fail.
+   */
+  readonly buildProject?: string;
+  readonly branch?: string;
+  readonly ref?: string;
 }
 
 /**

@@ -61,7 +61,9 @@ export function grantAdmits(grant: Grant, field: MatchField, value: string): boo
  */
 export function matchGrant(grant: Grant, subject: PolicySubject): GrantMatch {
   for (const [field, matches] of compileGrant(grant)) {
-    if (!matches(subject[field])) return { matched: false, failedField: field };
+    // A build fact the binding did not supply matches nothing (fail closed).
+    const value = subject[field];
+    if (value === undefined || !matches(value)) return { matched: false, failedField: field };
   }
   return { matched: true };
 }

@@ -26,7 +26,7 @@ import type {
   SecretSource,
   SourceLocation,
 } from './types.js';
-import { MATCH_FIELDS } from './types.js';
+import { BUILD_MATCH_FIELDS, MATCH_FIELDS } from './types.js';
 import { mergeZuulFacts, readZuulSection, ZuulSectionSchema } from './zuul-section.js';
 
 /**
@@ -47,6 +47,17 @@ export interface LoadOptions {
   readonly maxTtlSeconds: number;
   /** Kinds this broker version can serve; defaults to all. */
   readonly supportedKinds?: readonly SecretKind[];
+  /**
+   * The configured issuers and those with a build binding. Given, a grant that matches a
+   * build fact (buildProject, branch, ref) must reach only bound issuers; unknown (a check
+   * without the configuration), the rule cannot be applied here.
+   */
+  readonly issuers?: IssuerBindings;
+}
+
+export interface IssuerBindings {
+  readonly configured: readonly string[];
+  readonly bound: ReadonlySet<string>;
 }
 
 const nonEmptyString = z.string().min(1, 'must not be empty');
@@ -91,6 +102,10 @@ const GrantSchema = z
         pipeline: matchValue.optional(),
         job: matchValue.optional(),
         playbook: matchValue.optional(),
+        // Build binding only (ADR 0014): zuul-web's record of the running build.
+        buildProject: matchValue.optional(),
+        branch: matchValue.optional(),
+        ref: matchValue.optional(),
       })
       .strict(),
     allow: z.array(z.string()).min(1, 'must list at least one secret'),
@@ -336,6 +351,7 @@ class FileChecker {
         'must list at least one field (an empty match would grant every job)',
       );
     }
+    this.check(...unboundBuildFields(base, match, this.opts.issuers));
 
     this.noDuplicates([...base, 'allow'], raw.allow, 'secret');
     const allowLocations = raw.allow.map((_, j) => this.source.locate([...base, 'allow', j]));
@@ -498,6 +514,26 @@ class FileChecker {
       ...(raw.format === undefined ? {} : { format: raw.format }),
     });
   }
+}
+
+/**
+ * A grant that matches build facts where no binding supplies them would never match:
+ * refused, naming the issuers to bind or to leave out of the grant.
+ */
+function unboundBuildFields(
+  base: DataPath,
+  match: Partial<Record<MatchField, readonly string[]>>,
+  issuers: IssuerBindings | undefined,
+): [DataPath, string | undefined] {
+  const field = BUILD_MATCH_FIELDS.find((f) => match[f] !== undefined);
+  if (field === undefined || issuers === undefined) return [base, undefined];
+  const reached = match.issuer ?? issuers.configured;
+  const unbound = reached.filter((issuer) => !issuers.bound.has(issuer));
+  if (unbound.length === 0) return [[...base, 'match', field], undefined];
+  return [
+    [...base, 'match', field],
+    `${field} is known only through the build binding, but issuer ${unbound.map((i) => `'${show(i)}'`).join(', ')} has none configured (set buildBinding on it, or pin match.issuer to bound issuers)`,
+  ];
 }
 
 function compareProblems(order: ReadonlyMap<string, number>) {

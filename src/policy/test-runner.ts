@@ -51,6 +51,10 @@ export const PolicyTestCaseSchema = z
         job: field,
         playbook: z.string().optional(),
         build: field.optional(),
+        // What the build binding would learn from zuul-web (ADR 0014); absent: not known.
+        buildProject: field.optional(),
+        branch: field.optional(),
+        ref: field.optional(),
       })
       .strict(),
     allow: z.array(field).optional(),
@@ -103,6 +107,9 @@ export function parsePolicyTests(files: readonly SourceFile[]): PolicyTestsLoad 
           job: id.job,
           playbook: id.playbook ?? '',
           build: id.build ?? DEFAULT_BUILD,
+          ...(id.buildProject === undefined ? {} : { buildProject: id.buildProject }),
+          ...(id.branch === undefined ? {} : { branch: id.branch }),
+          ...(id.ref === undefined ? {} : { ref: id.ref }),
         },
         anyIssuer: id.issuer === undefined,
         allow,

@@ -41,7 +41,11 @@ export type MatchField =
   | 'secret'
   | 'pipeline'
   | 'job'
-  | 'playbook';
+  | 'playbook'
+  | BuildMatchField;
+/** Fields only the build binding (ADR 0014) knows: zuul-web's record of the running build. */
+export type BuildMatchField = 'buildProject' | 'branch' | 'ref';
+export const BUILD_MATCH_FIELDS: readonly BuildMatchField[] = ['buildProject', 'branch', 'ref'];
 export const MATCH_FIELDS: readonly MatchField[] = [
   'issuer',
   'tenant',
@@ -50,6 +54,7 @@ export const MATCH_FIELDS: readonly MatchField[] = [
   'pipeline',
   'job',
   'playbook',
+  ...BUILD_MATCH_FIELDS,
 ];
 
 export type WrapMode = 'optional' | 'required' | 'never';
@@ -154,6 +159,10 @@ export interface PolicySubject {
   readonly job: string;
   readonly playbook: string;
   readonly build: string;
+  /** From the build binding only (JobIdentity); absent fields match no grant that lists them. */
+  readonly buildProject?: string;
+  readonly branch?: string;
+  readonly ref?: string;
 }
 
 /** What one granted secret may be delivered with. */

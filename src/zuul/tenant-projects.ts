@@ -23,6 +23,8 @@ export interface TenantProjectsOptions {
   readonly fetchImpl?: typeof fetch;
   readonly timeoutMs?: number;
   readonly maxBytes?: number;
+  /** Sent as `Authorization` (a zuul-web auth token for tenants that restrict reads). */
+  readonly authorization?: string;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -83,7 +85,10 @@ export async function fetchTenantProjects(
     response = await fetchImpl(url, {
       redirect: 'manual',
       signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
-      headers: { accept: 'application/json' },
+      headers: {
+        accept: 'application/json',
+        ...(options.authorization === undefined ? {} : { authorization: options.authorization }),
+      },
     });
   } catch (error) {
     const timedOut = error instanceof Error && error.name === 'TimeoutError';

@@ -4,6 +4,8 @@
  * line is kept for inspection.
  */
 import { Writable } from 'node:stream';
+import type { AuditLog } from '../../src/audit/log.js';
+import type { BuildBinder } from '../../src/broker/build-binding.js';
 import { staticPolicySource } from '../../src/broker/policy-store.js';
 import { IssuerConfigSchema } from '../../src/config/schema.js';
 import { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
@@ -45,7 +47,12 @@ export function policySetFrom(yamlText: string) {
 
 export async function buildTestApp(
   policyYaml: string,
-  options: { issuer?: ZuulIssuer; rateLimiter?: RateLimiter } = {},
+  options: {
+    issuer?: ZuulIssuer;
+    rateLimiter?: RateLimiter;
+    binding?: BuildBinder;
+    audit?: AuditLog;
+  } = {},
 ) {
   const issuer = options.issuer ?? (await ZuulIssuer.start({ modulusLength: 2048 }));
   const logs = new LogCapture();
@@ -68,6 +75,8 @@ export async function buildTestApp(
     limits: { maxBodyBytes: 16384, maxTokenBytes: 8192 },
     wrapTtlSeconds: 60,
     ...(options.rateLimiter ? { rateLimiter: options.rateLimiter } : {}),
+    ...(options.binding ? { binding: options.binding } : {}),
+    ...(options.audit ? { audit: options.audit } : {}),
   });
   return {
     app,

@@ -1,4 +1,5 @@
 /** Small helpers for tests that talk to a running broker over real HTTP. */
+import { expect } from 'vitest';
 
 /** One request with a job token; the JSON answer and its status. */
 export async function brokerCall(
@@ -24,4 +25,15 @@ export async function until(predicate: () => Promise<boolean>, timeoutMs = 20000
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   throw new Error('condition not reached in time');
+}
+
+/** The one 401 every check gives (api.md: a 401 never says which check failed). */
+export async function expectGeneric401(res: Response): Promise<void> {
+  expect(res.status).toBe(401);
+  expect(res.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+  const body = (await res.json()) as Record<string, unknown>;
+  expect(body).toMatchObject({
+    code: 'unauthenticated',
+    detail: 'a valid Zuul ID token is required',
+  });
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { captureText, registerCanary, registerToken } from '../support/canary.js';
 import { CANARY_PREFIX, LOG_DIR_ENV, readCanaries } from '../support/canary-scan.js';
-import { AUDIENCE, commitFiles, HOST, TENANT } from './support/repos.js';
+import { AUDIENCE, commitFiles, commitOnBranch, HOST, TENANT } from './support/repos.js';
 import { type Build, type Stack, startStack } from './support/stack.js';
 
 const plantCanary = process.env.ZSB_ZUUL_PLANT_CANARY === '1';
@@ -54,7 +54,7 @@ async function runToken(s: Stack, build: Build) {
   const [header = '', payload = ''] = jwt.split('.');
   const decode = (part: string) =>
     JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>;
-  return { header: decode(header), claims: decode(payload) };
+  return { jwt, header: decode(header), claims: decode(payload) };
 }
 
 describe('the broker with a real Zuul 14.3.0', () => {
@@ -76,6 +76,8 @@ describe('the broker with a real Zuul 14.3.0', () => {
       kit: 'untrusted',
       'proj-a': 'untrusted',
       'proj-b': 'untrusted',
+      app: 'untrusted',
+      other: 'untrusted',
     });
   }, 300000);
 
@@ -139,6 +141,92 @@ describe('the broker with a real Zuul 14.3.0', () => {
       playbook: `${HOST}/zuul-config/playbooks/token.yaml`,
     });
     expect(Number(claims.exp) - Number(claims.iat)).toBe(600);
+  });
+
+  it('build binding: zuul-web still shows the build running during its cleanup playbook; the token replayed after the build ended is refused', async () => {
+    const s = await stack();
+    const build = await s.nextBuild('zsb-revoke', startedAt, BUILD_WAIT);
+    await expectResult(s, build, 'SUCCESS');
+    const left = async (when: string) =>
+      JSON.parse(await readFile(path.join(s.outDir, `${build.uuid}-${when}.json`), 'utf8')) as {
+        status: number;
+        at: string;
+        record: { result: unknown; end_time: unknown; start_time: unknown } | null;
+      };
+    // The record as the first playbook began (404: not written yet; the binding waits then).
+    const first = await left('first');
+    console.info(
+      `build ${build.uuid}: zuul-web record at the first playbook's start: HTTP ${first.status}` +
+        (first.record ? `, start_time ${String(first.record.start_time)}` : ''),
+    );
+    expect([200, 404]).toContain(first.status);
+    // Zuul sets result and end_time only after the cleanup playbooks.
+    const cleanup = await left('cleanup');
+    expect(cleanup.status).toBe(200);
+    expect(cleanup.record).toMatchObject({ result: null, end_time: null });
+    const utc = (t: string) => Date.parse(/Z$|[+-]\d\d:\d\d$/.test(t) ? t : `${t}Z`);
+    expect(utc(String(build.end_time))).toBeGreaterThanOrEqual(utc(cleanup.at) - 1000);
+    // The run playbook's token is valid for 600 s; the build has ended. Past the binding's
+    // cache (5 s after the build's end), the broker asks zuul-web again and refuses.
+    const { jwt } = await runToken(s, build);
+    const wait = Date.parse(`${build.end_time}Z`) + 6000 - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    const replay = await fetch(`${s.brokerUrl}/v1/fetch`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ secrets: ['e2e-token'] }),
+    });
+    expect(replay.status, "a fetch with the finished build's token").toBe(401);
+    expect(replay.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+    await replay.body?.cancel();
+    const refused = (await s.audit()).filter(
+      (e) => e.event === 'secret.refused' && e.identity?.build === build.uuid,
+    );
+    expect(refused.map((e) => e.reason)).toEqual(['build ended (SUCCESS)']);
+    // Issued while it ran: the audit line carries what the binding learnt.
+    const issued = (await s.audit()).find(
+      (e) => e.event === 'secret.issued' && e.identity?.build === build.uuid,
+    );
+    expect(issued?.identity).toMatchObject({
+      buildProject: `${HOST}/zuul-config`,
+      branch: 'master',
+    });
+  });
+
+  it('build binding: one shared token secret, a grant pinned to buildProject app and branch main serves only app@main', async () => {
+    const s = await stack();
+    const pushed = Date.now();
+    const note = { 'PUSHED.txt': `pushed at ${new Date(pushed).toISOString()}\n` };
+    await commitOnBranch(path.join(s.reposDir, 'app'), 'main', note, 'a push to app main');
+    await commitOnBranch(path.join(s.reposDir, 'app'), 'feature', note, 'a push to app feature');
+    await commitOnBranch(path.join(s.reposDir, 'other'), 'main', note, 'a push to other main');
+    const key = (b: Build) => `${b.ref?.project}@${b.ref?.branch}`;
+    const builds = new Map<string, Build>();
+    const deadline = Date.now() + BUILD_WAIT;
+    while (builds.size < 3 && Date.now() < deadline) {
+      for (const b of await s.builds('zsb-bound', pushed))
+        if (!builds.has(key(b))) builds.set(key(b), b);
+      if (builds.size < 3) await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+    expect([...builds.keys()].sort(), `zsb-bound builds\n${s.tails(15)}`).toEqual([
+      'app@feature',
+      'app@main',
+      'other@main',
+    ]);
+    const get = (k: string) => builds.get(k) as Build;
+    for (const b of builds.values()) expect(b.pipeline).toBe('post');
+    await expectResult(s, get('app@main'), 'SUCCESS');
+    await expectResult(s, get('app@feature'), 'FAILURE');
+    await expectResult(s, get('other@main'), 'FAILURE');
+    const audit = await s.audit();
+    const of = (b: Build) =>
+      audit
+        .filter((e) => e.identity?.build === b.uuid)
+        .map((e) => [e.event, e.identity?.project, e.identity?.buildProject, e.identity?.branch]);
+    const cfg = `${HOST}/zuul-config`;
+    expect(of(get('app@main'))).toEqual([['secret.issued', cfg, `${HOST}/app`, 'main']]);
+    expect(of(get('app@feature'))).toEqual([['secret.denied', cfg, `${HOST}/app`, 'feature']]);
+    expect(of(get('other@main'))).toEqual([['secret.denied', cfg, `${HOST}/other`, 'main']]);
   });
 
   it('per-project identities: a grant for proj-a serves proj-a and refuses proj-b', async () => {

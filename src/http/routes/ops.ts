@@ -51,6 +51,16 @@ export function registerOpsRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     const dynamic: Check | undefined = deps.dynamicCheck
       ? await deps.dynamicCheck.status()
       : undefined;
+    // Never failing: zuul-web down refuses only bound fetches (503), and equally on every
+    // instance, so draining them all from the load balancer would help nobody.
+    const bindingStatuses = deps.binding?.status() ?? [];
+    const binding: Check | undefined =
+      bindingStatuses.length === 0
+        ? undefined
+        : {
+            status: worst(bindingStatuses.map((s) => s.status)),
+            detail: bindingStatuses.map((s) => `${s.issuer}: ${s.detail}`).join('; '),
+          };
     const ready =
       worst([openbao.status, policies.status, issuers.status, audit?.status ?? 'ok']) !== 'failing';
     const checks = {
@@ -59,6 +69,7 @@ export function registerOpsRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       issuers,
       ...(audit ? { audit } : {}),
       ...(dynamic ? { dynamic } : {}),
+      ...(binding ? { binding } : {}),
     };
     return c.json({ ready, checks }, ready ? 200 : 503, {
       'Cache-Control': 'no-store',

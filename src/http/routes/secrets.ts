@@ -1,6 +1,7 @@
 /** Job routes: /v1/fetch, /v1/secrets/{name}, /v1/whoami. Every one needs a verified token. */
 import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { z } from 'zod';
+import { bindRequest } from '../../broker/build-binding.js';
 import type { BrokerFailure } from '../../broker/failure.js';
 import { fetchSecrets, loggableNames } from '../../broker/fetch.js';
 import { revokeBuild } from '../../broker/revoke.js';
@@ -46,8 +47,13 @@ function fromFailure(c: Context<AppEnv>, failure: BrokerFailure) {
   const log = c.get('log');
   log.reason = failure.reason;
   log.outcome = failure.code;
-  const retry = failure.code === 'unavailable' ? { 'Retry-After': '5' } : undefined;
-  return respondProblem(c, failure.code, failure.detail, retry);
+  const headers =
+    failure.code === 'unavailable'
+      ? { 'Retry-After': '5' }
+      : failure.code === 'unauthenticated'
+        ? { 'WWW-Authenticate': 'Bearer error="invalid_token"' }
+        : undefined;
+  return respondProblem(c, failure.code, failure.detail, headers);
 }
 
 function authenticate(deps: AppDeps): MiddlewareHandler<AppEnv> {
@@ -111,6 +117,24 @@ function fetchDeps(deps: AppDeps, requestId: string) {
   };
 }
 
+/**
+ * The request's identity bound to its running build (ADR 0014), or the failure to answer
+ * with: 401 for a build that is not running, 503 when zuul-web cannot say.
+ */
+async function boundIdentity(c: Context<AppEnv>, deps: AppDeps, names: readonly string[]) {
+  const identity = c.get('identity');
+  if (identity === undefined || deps.binding === undefined) return { ok: true as const, identity };
+  const audit = deps.audit ? { log: deps.audit, requestId: c.get('requestId') } : undefined;
+  const bound = await bindRequest(
+    { binder: deps.binding, policies: () => deps.policies.current(), ...(audit ? { audit } : {}) },
+    identity,
+    names,
+  );
+  if (!bound.ok) return { ok: false as const, response: fromFailure(c, bound.failure) };
+  c.set('identity', bound.value);
+  return { ok: true as const, identity: bound.value };
+}
+
 export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const auth = authenticate(deps);
 
@@ -118,7 +142,9 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   async function fetchFor(c: Context<AppEnv>, names: readonly string[], wrap: boolean) {
     const log = c.get('log');
     log.secrets = loggableNames(deps.policies.current(), names);
-    const identity = c.get('identity');
+    const bound = await boundIdentity(c, deps, names);
+    if (!bound.ok) return bound;
+    const identity = bound.identity;
     if (identity === undefined)
       return { ok: false as const, response: unauthenticated(c, 'no identity') };
     const result = await fetchSecrets(fetchDeps(deps, c.get('requestId')), identity, names, wrap);
@@ -204,8 +230,10 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     return c.json(result.value, 200, NO_STORE);
   });
 
-  app.get('/v1/whoami', auth, (c) => {
-    const identity = c.get('identity');
+  app.get('/v1/whoami', auth, async (c) => {
+    const bound = await boundIdentity(c, deps, []);
+    if (!bound.ok) return bound.response;
+    const identity = bound.identity;
     if (identity === undefined) return unauthenticated(c, 'no identity');
     const result = whoami(deps.policies.current(), identity);
     if (!result.ok) return fromFailure(c, result.failure);

@@ -4,16 +4,12 @@
  * project alone; the config projects come from the policy directory's `zuul:` section or
  * from zuul-web (`--zuul-url`, a loopback server with Zuul's response shape).
  */
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const ROOT = path.resolve(import.meta.dirname, '../../..');
-const TSX = pathToFileURL(path.join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+import { runZsb as zsb } from '../../support/cli.js';
 
 const POLICY = `secrets:
   deploy-key: { kv: { mount: secret, path: "zuul/{tenant}/{project}/deploy" } }
@@ -39,26 +35,6 @@ const ZUUL_SECTION = `zuul:
   configProjects:
     e2e: [localhost/zuul-config]
 `;
-
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function zsb(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', TSX, path.join(ROOT, 'src/cli/index.ts'), ...args],
-      { cwd: ROOT, env: { ...process.env, ZSB_CONFIG: '' } },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 let dir: string;
 let server: Server;

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ZuulIssuer } from '../../../src/dev/zuul-issuer.js';
 import { AUDIENCE, buildTestApp } from '../../support/app.js';
 import { type BadToken, badTokens } from '../../support/bad-tokens.js';
+import { expectGeneric401 } from '../../support/http.js';
 import { CLOUDS, TEST_POLICY } from '../../support/policies.js';
 
 let t: Awaited<ReturnType<typeof buildTestApp>>;
@@ -36,16 +37,6 @@ function send(route: (typeof ROUTES)[number], authorization: string | undefined)
     method: route.method,
     headers,
     ...('body' in route ? { body: route.body } : {}),
-  });
-}
-
-async function expectGeneric401(res: Response) {
-  expect(res.status).toBe(401);
-  expect(res.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
-  const body = (await res.json()) as Record<string, unknown>;
-  expect(body).toMatchObject({
-    code: 'unauthenticated',
-    detail: 'a valid Zuul ID token is required',
   });
 }
 

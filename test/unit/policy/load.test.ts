@@ -314,7 +314,7 @@ const cases: {
         yaml(
           'grants:',
           '  - name: g',
-          '    match: { tenant: scs, branch: main }',
+          '    match: { tenant: scs, change: "42" }',
           '    allow: [clouds]',
         ),
     },
@@ -323,7 +323,7 @@ const cases: {
         file: 'a.yaml',
         line: 6,
         column: 27,
-        message: "unknown key 'branch' in grants[0].match (fields: issuer, tenant",
+        message: "unknown key 'change' in grants[0].match (fields: issuer, tenant",
       },
     ],
   },

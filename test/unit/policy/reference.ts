@@ -44,7 +44,7 @@ export function referenceGlob(pattern: string, value: string): boolean {
 export function referenceGrantMatches(grant: Grant, subject: PolicySubject): boolean {
   return Object.entries(grant.match).every(([field, patterns]) => {
     const value = subject[field as keyof PolicySubject];
-    return (patterns ?? []).some((p) => referenceGlob(p, value));
+    return value !== undefined && (patterns ?? []).some((p) => referenceGlob(p, value));
   });
 }
 

@@ -116,8 +116,8 @@ describe('parsePolicyTests problems', () => {
     ],
     [
       'an unknown identity field',
-      `- name: c\n  identity: { tenant: scs, project: p, secret: s, pipeline: p, job: j, branch: main }\n  allow: [x]\n`,
-      "2:72: unknown key 'branch' in [0].identity",
+      `- name: c\n  identity: { tenant: scs, project: p, secret: s, pipeline: p, job: j, change: "42" }\n  allow: [x]\n`,
+      "2:72: unknown key 'change' in [0].identity",
     ],
     [
       'a case without expectations',

@@ -19,11 +19,13 @@ export const HOST = 'localhost';
 
 export interface SuiteValues {
   readonly brokerUrl: string;
+  /** zuul-web's root: playbooks read their own build's record there (build binding facts). */
+  readonly webUrl: string;
   readonly openbaoUrl: string;
   /** Where the revoke job leaves the issued credential for the suite (trusted_rw_paths). */
   readonly outDir: string;
   /** sha256 (hex) of the value of each KV secret, as the jobs compare it. */
-  readonly sha256: Readonly<Record<'granted' | 'projA' | 'dbPassword', string>>;
+  readonly sha256: Readonly<Record<'granted' | 'projA' | 'dbPassword' | 'bound', string>>;
   /** Makes the granted job print its secret: proves that the canary scan catches a leak. */
   readonly plantCanary: boolean;
 }
@@ -40,6 +42,17 @@ const GIT_ENV = {
 
 async function git(dir: string, ...args: string[]): Promise<void> {
   await run('git', args, { cwd: dir, env: GIT_ENV });
+}
+
+/** Commits `files` on `branch` of an existing repository (created from the current head if new). */
+export async function commitOnBranch(
+  repo: string,
+  branch: string,
+  files: Readonly<Record<string, string>>,
+  message: string,
+): Promise<void> {
+  await git(repo, 'checkout', '-q', branch).catch(() => git(repo, 'checkout', '-q', '-b', branch));
+  await commitFiles(repo, files, message);
 }
 
 /** Writes `files` into the repository and commits them (a new repository if needed). */
@@ -91,6 +104,8 @@ export function tenantConfig(): string {
           - kit
           - proj-a
           - proj-b
+          - app
+          - other
 `;
 }
 
@@ -180,6 +195,7 @@ export function configRepoFiles(v: SuiteValues): Record<string, string> {
       - zuul: kit
     vars:
       broker_url: ${v.brokerUrl}
+      zuul_web_url: ${v.webUrl}
       zsb_plant_canary: ${v.plantCanary}
 
 - job:
@@ -219,6 +235,18 @@ export function configRepoFiles(v: SuiteValues): Record<string, string> {
     vars:
       openbao_url: ${v.openbaoUrl}
       zsb_out_dir: ${v.outDir}
+
+- job:
+    name: zsb-bound
+    parent: zsb-e2e
+    description: "Run for app and other with the config project's one token secret; the grant pins buildProject and branch."
+    secrets:
+      - name: broker_token
+        secret: broker-id
+    run: playbooks/fetch-and-compare.yaml
+    vars:
+      e2e_secret: e2e-bound
+      expected_sha256: ${v.sha256.bound}
 `;
   const projects = `- project:
     periodic:
@@ -226,6 +254,20 @@ export function configRepoFiles(v: SuiteValues): Record<string, string> {
         - zsb-granted
         - zsb-denied
         - zsb-revoke
+
+# Two projects without configuration of their own run the same job with the same token
+# secret after every push (any branch): only the build binding tells them apart.
+- project:
+    name: app
+    post:
+      jobs:
+        - zsb-bound
+
+- project:
+    name: other
+    post:
+      jobs:
+        - zsb-bound
 
 # The site's settings for the shipped example: where its broker and OpenBao are.
 - project:
@@ -237,10 +279,28 @@ export function configRepoFiles(v: SuiteValues): Record<string, string> {
               broker_url: ${v.brokerUrl}
               broker_openbao_url: ${v.openbaoUrl}
 `;
+  // The record zuul-web holds for this build when the build's first playbook starts, and
+  // during its cleanup playbook: facts the build binding relies on (ADR 0014).
+  const record = (
+    when: string,
+  ) => `    - name: Leave zuul-web's record of this build (${when}) for the suite
+      ansible.builtin.uri:
+        url: "{{ zuul_web_url }}/api/tenant/{{ zuul.tenant }}/build/{{ zuul.build }}"
+        status_code: [200, 404]
+        return_content: true
+      register: _zsb_record
+
+    - name: Write it down
+      ansible.builtin.copy:
+        content: "{{ {'status': _zsb_record.status, 'at': now(utc=true).isoformat(), 'record': _zsb_record.json | default(none)} | to_json }}"
+        dest: "{{ zsb_out_dir }}/{{ zuul.build }}-${when}.json"
+        mode: "0600"
+`;
   const token = `- name: Get an OpenBao token for this build through the broker
   hosts: localhost
   gather_facts: false
   tasks:
+${record('first')}
     - name: Fetch the token secret
       ansible.builtin.include_role:
         name: broker-fetch-secrets
@@ -275,6 +335,7 @@ export function configRepoFiles(v: SuiteValues): Record<string, string> {
   hosts: localhost
   gather_facts: false
   tasks:
+${record('cleanup')}
     - name: Revoke at the broker
       ansible.builtin.include_role:
         name: broker-revoke
@@ -331,6 +392,8 @@ export function brokerPolicy(prefix: string, lookupPolicy: string): string {
     token: { policies: [${lookupPolicy}] }
   proj-a-secret:
     kv: { mount: secret, path: ${prefix}/proj-a }
+  e2e-bound:
+    kv: { mount: secret, path: ${prefix}/bound }
   project-deploy-key:
     kv: { mount: secret, path: ${prefix}/deploy-key }
   status-page-db:
@@ -349,6 +412,16 @@ grants:
     match: { tenant: ${TENANT}, project: ${cfg}, secret: broker-id, pipeline: periodic, job: zsb-revoke }
     allow: [e2e-token]
     ttl: 10m
+  - name: e2e-bound
+    match:
+      tenant: ${TENANT}
+      project: ${cfg}
+      secret: broker-id
+      pipeline: post
+      job: zsb-bound
+      buildProject: ${HOST}/app
+      branch: main
+    allow: [e2e-bound]
   - name: proj-a-only
     match: { tenant: ${TENANT}, project: ${HOST}/proj-a, secret: proj-a-id, pipeline: periodic }
     allow: [proj-a-secret]

@@ -8,7 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -26,6 +26,7 @@ import {
   AUDIENCE,
   brokerPolicy,
   commitFiles,
+  commitOnBranch,
   configRepoFiles,
   createKitRepo,
   projectRepoFiles,
@@ -46,7 +47,17 @@ import {
 
 const run = promisify(execFile);
 
-export const ZUUL_VENV = path.join(ROOT, '.venv-zuul');
+// The real path: bubblewrap mounts the virtualenv's directories by the path Zuul runs from,
+// and a symlinked .venv-zuul (a git worktree sharing one) would not resolve inside it.
+export const ZUUL_VENV = realpathOr(path.join(ROOT, '.venv-zuul'));
+
+function realpathOr(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return file;
+  }
+}
 const PYTHON = path.join(ZUUL_VENV, 'bin', 'python');
 const SUPPORT = import.meta.dirname;
 const ZK_JARS = [
@@ -66,13 +77,20 @@ export interface Build {
   readonly pipeline: string;
   readonly start_time: string | null;
   readonly end_time: string | null;
-  readonly ref: { readonly project: string } | null;
+  readonly ref: { readonly project: string; readonly branch?: string | null } | null;
 }
 
 export interface AuditEvent {
   readonly event: string;
   readonly outcome: string;
-  readonly identity?: { readonly project?: string; readonly build?: string; readonly job?: string };
+  readonly identity?: {
+    readonly project?: string;
+    readonly build?: string;
+    readonly job?: string;
+    readonly buildProject?: string;
+    readonly branch?: string;
+  };
+  readonly reason?: string;
   readonly secrets?: readonly { readonly name: string; readonly kind: string }[];
   readonly revoked?: number;
 }
@@ -372,9 +390,11 @@ admin.enableServer=false
       projA: canaryValue('zuul-proj-a'),
       deployKey: canaryValue('zuul-deploy-key'),
       dbPassword: canaryValue('zuul-db-password'),
+      bound: canaryValue('zuul-bound'),
     };
     await admin.kvWrite('secret', `${prefix}/granted`, { value: values.granted });
     await admin.kvWrite('secret', `${prefix}/proj-a`, { value: values.projA });
+    await admin.kvWrite('secret', `${prefix}/bound`, { value: values.bound });
     await admin.kvWrite('secret', `${prefix}/deploy-key`, { key: values.deployKey });
     await admin.kvWrite('secret', `${prefix}/status-page-db`, {
       username: 'status-page',
@@ -398,12 +418,14 @@ admin.enableServer=false
     const outDir = path.join(dir, 'out');
     const suite: SuiteValues = {
       brokerUrl,
+      webUrl,
       openbaoUrl: bao.address,
       outDir,
       sha256: {
         granted: sha256(values.granted),
         projA: sha256(values.projA),
         dbPassword: sha256(values.dbPassword),
+        bound: sha256(values.bound),
       },
       plantCanary: options.plantCanary === true,
     };
@@ -419,6 +441,22 @@ admin.enableServer=false
       projectRepoFiles('proj-a', 'proj-a-secret', suite.sha256.projA, suite),
       'proj-a',
     );
+    // No configuration of their own: zuul-config runs zsb-bound for them (any branch).
+    for (const name of ['app', 'other']) {
+      await commitFiles(path.join(reposDir, name), { 'README.md': `${name}\n` }, name);
+    }
+    for (const [name, branch] of [
+      ['app', 'feature'],
+      ['app', 'main'],
+      ['other', 'main'],
+    ] as const) {
+      await commitOnBranch(
+        path.join(reposDir, name),
+        branch,
+        { 'BRANCH.txt': `${branch}\n` },
+        branch,
+      );
+    }
     // proj-b asks for proj-a's secret with its own identity: refused.
     await commitFiles(
       path.join(reposDir, 'proj-b'),
@@ -480,7 +518,7 @@ admin.enableServer=false
       `tenant ${TENANT} to load (zuul-web /api/tenant/${TENANT}/projects)`,
       async () => {
         const projects = (await getJson(`${webUrl}/api/tenant/${TENANT}/projects`)) as unknown[];
-        return Array.isArray(projects) && projects.length >= 4 ? projects : undefined;
+        return Array.isArray(projects) && projects.length >= 6 ? projects : undefined;
       },
       { timeoutMs: 120000, services: zuulServices, intervalMs: 1000 },
     );
@@ -509,6 +547,7 @@ admin.enableServer=false
 issuers:
   - issuer: ${webUrl}
     audience: ${AUDIENCE}
+    buildBinding: {}
 openbao:
   address: ${bao.address}
   auth: { method: token, tokenFile: ${brokerDir}/bao-token }

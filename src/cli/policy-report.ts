@@ -11,6 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import { loadConfigFile } from '../config/load.js';
+import type { Config } from '../config/schema.js';
 import { formatProblem, loadPolicyDir } from '../policy/load.js';
 import { diffReports } from '../policy/report/diff.js';
 import { renderReportHtml } from '../policy/report/html.js';
@@ -19,13 +20,21 @@ import type { PolicyReport } from '../policy/report/types.js';
 import type { PolicySet, ZuulTenantFacts } from '../policy/types.js';
 import { configFile, rotationServiceFor } from './rotate.js';
 
+/** Where the policies are and what they are checked against (policy.ts `settings`). */
+interface PolicySettings {
+  readonly dir: string;
+  readonly maxTtlSeconds: number;
+  /** The broker configuration, when given: its issuers' build bindings are checked. */
+  readonly config: Config | undefined;
+}
+
 /** What `zsb policy` shares with its sub-commands (policy.ts). */
 export interface PolicyCommandHelpers {
   settings(
     dir: string | undefined,
     options: { policies?: string; config?: string },
-  ): { dir: string; maxTtlSeconds: number };
-  loadOrReport(dir: string, maxTtlSeconds: number): Promise<PolicySet | undefined>;
+  ): PolicySettings;
+  loadOrReport(s: PolicySettings): Promise<PolicySet | undefined>;
   zuulFacts(
     set: PolicySet,
     options: { zuulUrl?: string; tenant?: string[] },
@@ -175,7 +184,7 @@ export function registerReportCommand(policy: Command, helpers: PolicyCommandHel
     )
     .action(async (dir: string | undefined, options: ReportCommandOptions) => {
       const s = helpers.settings(dir, options);
-      const set = await helpers.loadOrReport(s.dir, s.maxTtlSeconds);
+      const set = await helpers.loadOrReport(s);
       if (set === undefined) return;
       const zuul = await helpers.zuulFacts(set, options, helpers.pinnedTenants(set));
       const now = new Date();

@@ -39,11 +39,20 @@ export interface Run {
   readonly seconds: number;
 }
 
+export interface RunOptions {
+  readonly kind?: string;
+  readonly timeoutMs?: number;
+  readonly cwd?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** false only for a command whose output is a secret the test reads on purpose. */
+  readonly capture?: boolean;
+}
+
 /** Runs a command to its end; output captured as `kind` for the canary scan. */
 export function run(
   command: string,
   args: readonly string[],
-  options: { kind?: string; timeoutMs?: number; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  options: RunOptions = {},
 ): Promise<Run> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
@@ -68,7 +77,7 @@ export function run(
     child.once('close', (code) => {
       clearTimeout(timer);
       const kind = options.kind ?? `${path.basename(command)} ${args[0] ?? ''}`;
-      captureText(`${kind} stdout`, stdout);
+      if (options.capture !== false) captureText(`${kind} stdout`, stdout);
       captureText(`${kind} stderr`, stderr);
       resolve({ code, stdout, stderr, seconds: (performance.now() - started) / 1000 });
     });
@@ -76,10 +85,7 @@ export function run(
 }
 
 /** podman ARGS, which must succeed; the error carries the tail of its output. */
-export async function podman(
-  args: readonly string[],
-  options: { timeoutMs?: number; kind?: string } = {},
-): Promise<Run> {
+export async function podman(args: readonly string[], options: RunOptions = {}): Promise<Run> {
   const result = await run('podman', args, options);
   if (result.code !== 0) {
     const tail = `${result.stdout}\n${result.stderr}`.trim().split('\n').slice(-25).join('\n');

@@ -36,24 +36,9 @@ echo "*" >"$tools/.gitignore"
 
 # --- Debian packages -------------------------------------------------------------------
 apt_packages=(podman runc debootstrap containernetworking-plugins python3-venv)
-missing=()
-for pkg in "${apt_packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-    missing+=("$pkg")
-  fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    log "missing Debian packages ${missing[*]}; run this script as root or install them" >&2
-    exit 1
-  fi
-  log "installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-else
-  log "Debian packages present: ${apt_packages[*]}"
-fi
+# shellcheck source=scripts/debian-packages.sh
+. "$root/scripts/debian-packages.sh"
+ensure_debian_packages setup-deploy "${apt_packages[@]}"
 if [ "$(id -u)" != 0 ]; then
   log "podman runs as root in this suite (image storage, networks, debootstrap)" >&2
   exit 1

@@ -29,6 +29,9 @@ export function podmanEnv(): NodeJS.ProcessEnv {
     ...process.env,
     CONTAINERS_CONF: conf,
     CONTAINERS_STORAGE_CONF: path.join(CONF, 'storage.conf'),
+    // Docker's image format (keeps the Dockerfile's HEALTHCHECK), for `podman build` and
+    // podman-compose's builds alike, so that the two share their cached layers.
+    BUILDAH_FORMAT: 'docker',
   };
 }
 
@@ -99,8 +102,6 @@ export async function buildBrokerImage(): Promise<Run> {
   return podman(
     [
       'build',
-      '--format',
-      'docker',
       '--build-arg',
       `BASE_IMAGE=${BASE_IMAGE}`,
       '--build-arg',

@@ -335,14 +335,65 @@ describe('the production values', () => {
   });
 });
 
+describe('Kubernetes auth at OpenBao', () => {
+  it('projects a service account token for OpenBao alone and logs in with it', async () => {
+    const result = await helm([
+      'template',
+      'zsb',
+      CHART,
+      '--set',
+      'openbao.auth.method=kubernetes',
+      '--set',
+      'openbao.auth.kubernetes.role=zsb',
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const file = path.join(work, 'kubernetes.yaml');
+    await writeFile(file, result.stdout);
+    const validated = await run(
+      path.join(TOOLS, 'venv', 'bin', 'kubernetes-validate'),
+      ['--strict', file],
+      {
+        env: process.env,
+        cwd: work,
+      },
+    );
+    expect(validated.code, validated.stdout).toBe(0);
+    const objects = parseAllDocuments(result.stdout)
+      .map((doc) => doc.toJS() as K8sObject | null)
+      .filter((doc): doc is K8sObject => doc !== null);
+    const { config } = brokerConfig(objects);
+    expect(config.openbao.auth).toEqual({
+      method: 'kubernetes',
+      role: 'zsb',
+      mount: 'kubernetes',
+      jwtFile: '/var/run/secrets/zsb/openbao/token',
+    });
+    const pod = only(objects, 'Deployment').spec.template.spec;
+    expect(pod.automountServiceAccountToken).toBe(false);
+    const volume = pod.volumes.find((v: K8sObject) => v.projected);
+    expect(volume.projected.sources).toEqual([
+      { serviceAccountToken: { audience: 'openbao', expirationSeconds: 3600, path: 'token' } },
+    ]);
+    const mount = pod.containers[0].volumeMounts.find((m: K8sObject) => m.name === volume.name);
+    expect(`${mount.mountPath}/token`).toBe(
+      config.openbao.auth.method === 'kubernetes' ? config.openbao.auth.jwtFile : '',
+    );
+    expect(pod.volumes.some((v: K8sObject) => v.secret)).toBe(false);
+  });
+});
+
 describe('values the chart refuses', () => {
   it.each([
     [
       ['--set', 'openbao.auth.existingSecret='],
       'openbao.auth.existingSecret (or tokenFile) is required',
     ],
-    [['--set', 'openbao.auth.method=kubernetes'], 'openbao.auth.method must be token or approle'],
+    [
+      ['--set', 'openbao.auth.method=ldap'],
+      'openbao.auth.method must be token, approle or kubernetes',
+    ],
     [['--set', 'tls.enabled=true'], 'tls.enabled needs tls.secretName'],
+    [['--set', 'openbao.auth.method=kubernetes'], 'openbao.auth.kubernetes.role is required'],
     [['--set', 'backup.enabled=true'], 'backup.enabled needs backup.persistentVolumeClaim'],
     [['--set-string', 'policies.files.notes\\.txt=x'], '"notes.txt" is not a policy file name'],
   ])('%j', async (args, message) => {

@@ -56,8 +56,8 @@ The broker's configuration: the user's `config` with what the chart mounts merge
 */}}
 {{- define "zsb.config" -}}
 {{- $auth := .Values.openbao.auth }}
-{{- if not (has $auth.method (list "token" "approle")) }}
-{{- fail "openbao.auth.method must be token or approle" }}
+{{- if not (has $auth.method (list "token" "approle" "kubernetes")) }}
+{{- fail "openbao.auth.method must be token, approle or kubernetes" }}
 {{- end }}
 {{- $c := deepCopy .Values.config }}
 {{- $listen := dict "host" "0.0.0.0" "port" (int .Values.containerPort) }}
@@ -67,7 +67,11 @@ The broker's configuration: the user's `config` with what the chart mounts merge
 {{- end }}
 {{- $_ := set $c "listen" $listen }}
 {{- $bao := default (dict) $c.openbao }}
-{{- if $auth.tokenFile }}
+{{- if eq $auth.method "kubernetes" }}
+{{- $k := $auth.kubernetes }}
+{{- if not $k.role }}{{ fail "openbao.auth.kubernetes.role is required" }}{{ end }}
+{{- $_ := set $bao "auth" (dict "method" "kubernetes" "role" $k.role "mount" $k.mount "jwtFile" "/var/run/secrets/zsb/openbao/token") }}
+{{- else if $auth.tokenFile }}
 {{- if ne $auth.method "token" }}{{ fail "openbao.auth.tokenFile needs method token" }}{{ end }}
 {{- $_ := set $bao "auth" (dict "method" "token" "tokenFile" $auth.tokenFile) }}
 {{- else }}
@@ -114,7 +118,18 @@ The broker's configuration: the user's `config` with what the chart mounts merge
   configMap:
     name: {{ include "zsb.policiesConfigMap" . }}
 {{- end }}
-{{- if .Values.openbao.auth.existingSecret }}
+{{- if eq .Values.openbao.auth.method "kubernetes" }}
+# A service account token for OpenBao alone (its audience), rotated by the kubelet; the
+# pod's own API token stays unmounted.
+- name: openbao-sa-token
+  projected:
+    defaultMode: 256  # 0400 (JSON and YAML 1.2 have no octal)
+    sources:
+      - serviceAccountToken:
+          audience: {{ .Values.openbao.auth.kubernetes.audience }}
+          expirationSeconds: {{ int .Values.openbao.auth.kubernetes.expirationSeconds }}
+          path: token
+{{- else if .Values.openbao.auth.existingSecret }}
 {{- if not .Values.openbao.auth.tokenFile }}
 - name: openbao-credential
   secret:
@@ -151,7 +166,11 @@ The broker's configuration: the user's `config` with what the chart mounts merge
   mountPath: /etc/zsb/policies
   readOnly: true
 {{- end }}
-{{- if .Values.openbao.auth.existingSecret }}
+{{- if eq .Values.openbao.auth.method "kubernetes" }}
+- name: openbao-sa-token
+  mountPath: /var/run/secrets/zsb/openbao
+  readOnly: true
+{{- else if .Values.openbao.auth.existingSecret }}
 {{- if not .Values.openbao.auth.tokenFile }}
 - name: openbao-credential
   mountPath: /etc/zsb/openbao-credential

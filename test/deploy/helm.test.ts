@@ -28,7 +28,8 @@ const CUSTOM_KINDS = new Set(['ServiceMonitor', 'PrometheusRule']);
 type K8sObject = Record<string, any>;
 
 let work: string;
-const rendered: Record<'default' | 'production', K8sObject[]> = { default: [], production: [] };
+type Values = 'default' | 'production' | 'kubernetes';
+const rendered: Record<Values, K8sObject[]> = { default: [], production: [], kubernetes: [] };
 const files: Record<string, string> = {};
 
 async function helm(args: readonly string[]): Promise<Run> {
@@ -37,7 +38,8 @@ async function helm(args: readonly string[]): Promise<Run> {
   });
 }
 
-async function template(name: 'default' | 'production', extra: readonly string[]) {
+/** `helm template` with EXTRA arguments; the objects in rendered[NAME], the file in files[NAME]. */
+async function template(name: Values, extra: readonly string[]): Promise<K8sObject[]> {
   const started = performance.now();
   const result = await helm(['template', 'zsb', CHART, '--namespace', 'zsb', ...extra]);
   expect(result.stderr, result.stderr).toBe('');
@@ -51,6 +53,15 @@ async function template(name: 'default' | 'production', extra: readonly string[]
   rendered[name] = parseAllDocuments(result.stdout)
     .map((doc) => doc.toJS() as K8sObject | null)
     .filter((doc): doc is K8sObject => doc !== null);
+  return rendered[name];
+}
+
+/** kubernetes-validate --strict on a rendered file (it prints the first error only). */
+function validate(file: string): Promise<Run> {
+  return run(path.join(TOOLS, 'venv', 'bin', 'kubernetes-validate'), ['--strict', file], {
+    env: process.env,
+    cwd: work,
+  });
 }
 
 beforeAll(async () => {
@@ -104,14 +115,7 @@ describe.each(['default', 'production'] as const)('the chart with the %s values'
 
   it('renders objects that pass the Kubernetes schemas (strict)', async () => {
     const started = performance.now();
-    const result = await run(
-      path.join(TOOLS, 'venv', 'bin', 'kubernetes-validate'),
-      ['--strict', files[name] ?? ''],
-      {
-        env: process.env,
-        cwd: work,
-      },
-    );
+    const result = await validate(files[name] ?? '');
     console.log(
       `deploy: kubernetes-validate (${name}) ${((performance.now() - started) / 1000).toFixed(1)} s`,
     );
@@ -337,30 +341,14 @@ describe('the production values', () => {
 
 describe('Kubernetes auth at OpenBao', () => {
   it('projects a service account token for OpenBao alone and logs in with it', async () => {
-    const result = await helm([
-      'template',
-      'zsb',
-      CHART,
+    const objects = await template('kubernetes', [
       '--set',
       'openbao.auth.method=kubernetes',
       '--set',
       'openbao.auth.kubernetes.role=zsb',
     ]);
-    expect(result.code, result.stderr).toBe(0);
-    const file = path.join(work, 'kubernetes.yaml');
-    await writeFile(file, result.stdout);
-    const validated = await run(
-      path.join(TOOLS, 'venv', 'bin', 'kubernetes-validate'),
-      ['--strict', file],
-      {
-        env: process.env,
-        cwd: work,
-      },
-    );
+    const validated = await validate(files.kubernetes ?? '');
     expect(validated.code, validated.stdout).toBe(0);
-    const objects = parseAllDocuments(result.stdout)
-      .map((doc) => doc.toJS() as K8sObject | null)
-      .filter((doc): doc is K8sObject => doc !== null);
     const { config } = brokerConfig(objects);
     expect(config.openbao.auth).toEqual({
       method: 'kubernetes',

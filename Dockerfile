@@ -1,28 +1,47 @@
 # The broker image.
 #   docker build -t zuul-secrets-broker .
-#   docker run -v /path/config.yaml:/etc/zsb/config.yaml:ro ... zuul-secrets-broker
+#   docker run --read-only -v /path/config.yaml:/etc/zsb/config.yaml:ro ... zuul-secrets-broker
 # The configuration is mounted at /etc/zsb/config.yaml (docs/configuration.md); the
 # example policies are in /app/policies, the default `policies: ./policies`.
+#
+# BASE_IMAGE is the runtime base (Node.js 20 with `node` on PATH), BUILD_IMAGE the base of
+# the build stages (Node.js 20 and npm; the same image by default). CI builds on local
+# Debian trixie images instead (scripts/setup-deploy.sh, docs/deploy.md):
+#   podman build --build-arg BASE_IMAGE=localhost/zsb-base-node20:trixie \
+#                --build-arg BUILD_IMAGE=localhost/zsb-build-node20:trixie .
+ARG BASE_IMAGE=node:20-bookworm-slim
+ARG BUILD_IMAGE=${BASE_IMAGE}
 
-FROM node:20-bookworm-slim AS build
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # `prepare` would run tsc here, before the sources are copied: skip scripts and build
 # explicitly below, so this layer stays cached while only src/ changes.
-RUN npm ci --ignore-scripts
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-FROM node:20-bookworm-slim
-ENV NODE_ENV=production
+# Runtime dependencies only (none of them needs an install script), in a stage of their
+# own so that the runtime image needs no npm.
+FROM ${BUILD_IMAGE} AS production-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Runtime dependencies only; none of them needs an install script.
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+FROM ${BASE_IMAGE}
+ENV NODE_ENV=production
+WORKDIR /app
+# uid 1000 as in the node images (user `node`); created where the base has no such user.
+# The broker writes nothing below /: it runs on a read-only root file system.
+RUN getent passwd 1000 >/dev/null || useradd --uid 1000 --user-group --no-create-home \
+      --home-dir /nonexistent --shell /usr/sbin/nologin zsb
+COPY package.json package-lock.json ./
+COPY --from=production-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY policies ./policies
-USER node
+# Numeric, so that Kubernetes' runAsNonRoot can check it without reading /etc/passwd.
+USER 1000:1000
 EXPOSE 8080
 # Assumes the configuration listens on plain http, port 8080.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \

@@ -99,10 +99,12 @@ export async function verifySnapshot(
 
   // The seal key is the whole secret store's key: refused unless private, like every secret file.
   try {
+    const info = await stat(settings.sealKeyFile);
     const problem = privateModeProblem(
-      (await stat(settings.sealKeyFile)).mode,
+      info.mode,
       settings.sealKeyFile,
       'backup.verify.sealKeyFile',
+      info.uid,
     );
     if (problem !== undefined) return failed('scratch', problem);
   } catch (error) {

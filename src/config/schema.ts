@@ -138,6 +138,17 @@ const AuthSchema = z.discriminatedUnion('method', [
       mount: z.string().default('approle'),
     })
     .strict(),
+  // A Kubernetes service account token (projected, rotated by the kubelet) posted to
+  // `auth/{mount}/login` with a role: OpenBao's kubernetes method, or its jwt method set up
+  // with the cluster's service account issuer (both take `{ role, jwt }`).
+  z
+    .object({
+      method: z.literal('kubernetes'),
+      role: z.string().min(1),
+      jwtFile: z.string().min(1).default('/var/run/secrets/kubernetes.io/serviceaccount/token'),
+      mount: z.string().default('kubernetes'),
+    })
+    .strict(),
 ]);
 
 /** `backup:` (docs/backup-and-restore.md): scheduled, verified raft snapshots. */

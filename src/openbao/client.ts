@@ -103,6 +103,8 @@ export interface OpenBaoAdmin {
   tokenRoleStatus(name: string): Promise<'present' | 'missing' | 'forbidden' | 'unavailable'>;
   createToken(request: TokenCreateRequest): Promise<CreatedToken>;
   appRoleLogin(mount: string, roleId: string, secretId: string): Promise<CreatedToken>;
+  /** Logs in with a JWT (a Kubernetes service account token) at `auth/{mount}/login`. */
+  jwtLogin(mount: string, role: string, jwt: string): Promise<CreatedToken>;
   /** The remaining TTL (0 = never expires) and renewability of a token. */
   lookupSelf(token: string): Promise<{ ttlSeconds: number; renewable: boolean }>;
   /** Renews a token; returns its new TTL. */
@@ -823,6 +825,17 @@ export function createOpenBaoClient(
         anonymous: true,
       });
       return parseAuth('approle login', body);
+    },
+    async jwtLogin(mount, role, jwt) {
+      const body = await call({
+        operation: 'kubernetes login',
+        method: 'POST',
+        path: apiPath('auth', mount, 'login'),
+        json: { role, jwt },
+        idempotent: false,
+        anonymous: true,
+      });
+      return parseAuth('kubernetes login', body);
     },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * The broker's own OpenBao credential, kept alive: a token from a file is renewed at
- * two thirds of its TTL when renewable; an AppRole login is repeated at two thirds of its
- * TTL. Failures are retried with backoff until the token expires; `status()` feeds
+ * two thirds of its TTL when renewable; an AppRole or Kubernetes login is repeated at two
+ * thirds of its TTL. Failures are retried with backoff until the token expires; `status()` feeds
  * /readyz so an expired credential drains the instance instead of failing every fetch.
  */
 import { readFileSync } from 'node:fs';
@@ -14,6 +14,12 @@ export type CredentialAuth =
       readonly method: 'approle';
       readonly roleIdFile: string;
       readonly secretIdFile: string;
+      readonly mount: string;
+    }
+  | {
+      readonly method: 'kubernetes';
+      readonly role: string;
+      readonly jwtFile: string;
       readonly mount: string;
     };
 
@@ -79,11 +85,21 @@ export async function startBrokerCredential(
       expiresAt = self.ttlSeconds > 0 ? now() + self.ttlSeconds * 1000 : Number.POSITIVE_INFINITY;
       renewable = self.renewable;
     } else {
-      const login = await admin.appRoleLogin(
-        auth.mount,
-        readSecretFile(auth.roleIdFile, 'AppRole role id'),
-        readSecretFile(auth.secretIdFile, 'AppRole secret id', 'openbao.auth.secretIdFile'),
-      );
+      const login =
+        auth.method === 'approle'
+          ? await admin.appRoleLogin(
+              auth.mount,
+              readSecretFile(auth.roleIdFile, 'AppRole role id'),
+              readSecretFile(auth.secretIdFile, 'AppRole secret id', 'openbao.auth.secretIdFile'),
+            )
+          : // Read at every login: the kubelet rotates the projected token. Its mode is the
+            // kubelet's choice (0644 without fsGroup), so it is not held to the private-file
+            // rule; it is short-lived and bound to its audience.
+            await admin.jwtLogin(
+              auth.mount,
+              auth.role,
+              readSecretFile(auth.jwtFile, 'service account token'),
+            );
       token = login.token;
       expiresAt = login.ttlSeconds > 0 ? now() + login.ttlSeconds * 1000 : Number.POSITIVE_INFINITY;
       renewable = false; // a fresh login is simpler and also survives max TTL

@@ -291,7 +291,7 @@ export function rotationSettings(config: {
 /** The broker's own secret-id rotation from `openbao.auth` and `rotation.brokerSecretId`. */
 export function brokerSecretIdSettings(
   auth:
-    | { readonly method: 'token' }
+    | { readonly method: 'token' | 'kubernetes' }
     | {
         readonly method: 'approle';
         readonly mount: string;

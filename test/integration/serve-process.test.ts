@@ -76,7 +76,7 @@ it('refuses to start with an invalid configuration, naming the key', async () =>
 
 it.each([
   ['openbao.auth.tokenFile', 'token', 0o644],
-  ['audit.hmacKeyFile', 'hmac-key', 0o640],
+  ['audit.hmacKeyFile', 'hmac-key', 0o660],
   ['listen.tls.keyFile', 'tls.key', 0o604],
 ])(
   'refuses to start when %s is readable by group or others',

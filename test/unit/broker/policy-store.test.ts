@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createPolicyStore, type ReloadResult } from '../../../src/broker/policy-store.js';
+import { ConfigMapVolume } from '../../support/configmap-volume.js';
 
 const GOOD = `
 secrets:
@@ -77,6 +78,33 @@ describe('policy store', () => {
     await writeFile(path.join(dir, 'p.yaml'), GOOD_TWO);
     await applied;
     expect(store.current()?.grants.map((g) => g.name)).toEqual(['g', 'h']);
+  });
+
+  it('reads a ConfigMap volume (..data symlinks) and reloads when the kubelet swaps it', async () => {
+    const volume = new ConfigMapVolume(path.join(dir, 'configmap'));
+    await volume.write({ 'p.yaml': GOOD });
+    const store = createPolicyStore(volume.dir, { maxTtlSeconds: 3600 });
+    expect(await store.reload()).toEqual({ ok: true });
+    // The timestamped directory and ..data are not loaded a second time.
+    expect(store.current()?.files).toHaveLength(1);
+    const grants = (count: number) =>
+      new Promise<void>((resolve) => {
+        const stop = store.watch((r) => {
+          if (r.ok && store.current()?.grants.length === count) {
+            stop();
+            resolve();
+          }
+        });
+      });
+    const two = grants(2);
+    await volume.write({ 'p.yaml': GOOD_TWO });
+    await two;
+    // A renamed file: the old name's symlink goes, the new one appears.
+    const one = grants(1);
+    await volume.write({ 'q.yaml': GOOD });
+    await one;
+    expect(store.current()?.files).toHaveLength(1);
+    expect(store.status().status).toBe('ok');
   });
 
   it('never lets an older load overwrite a newer one', async () => {

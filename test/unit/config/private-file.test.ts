@@ -30,8 +30,23 @@ describe('private files', () => {
   ])('refuses mode %o as %s', (mode, octal) => {
     expect(privateModeProblem(mode, '/run/x', 'some.key')).toBe(
       `some.key: /run/x is accessible to group or others (mode ${octal}) but holds a secret; ` +
-        "make it private to the broker's user: chmod 600 /run/x",
+        "make it private to the broker's user: chmod 600 /run/x " +
+        '(or, owned by root, readable by a group at most: chmod 440)',
     );
+  });
+
+  // PostgreSQL's rule: a root-owned file may be group-readable (a Kubernetes Secret volume
+  // with fsGroup is root:fsGroup 0440); not for any other owner, and never more than read.
+  it.each([0o440, 0o640, 0o400, 0o600])('accepts mode %o owned by root', (mode) => {
+    expect(privateModeProblem(mode, '/f', 'k', 0)).toBeUndefined();
+  });
+
+  it.each([0o440, 0o640])('refuses mode %o owned by another user', (mode) => {
+    expect(privateModeProblem(mode, '/f', 'k', 1000)).toMatch(/is accessible to group or others/);
+  });
+
+  it.each([0o660, 0o650, 0o644, 0o604, 0o444])('refuses mode %o owned by root', (mode) => {
+    expect(privateModeProblem(mode, '/f', 'k', 0)).toMatch(/is accessible to group or others/);
   });
 
   it('reads a private file, and judges a symlink by its target', async () => {

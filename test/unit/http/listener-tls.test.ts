@@ -23,7 +23,7 @@ describe('listener private key mode', () => {
     const live = { certFile: path.join(dir, 'live.crt'), keyFile: path.join(dir, 'live.key') };
     await copyFile(first.cert, live.certFile);
     await copyFile(first.key, live.keyFile);
-    await chmod(live.keyFile, 0o640);
+    await chmod(live.keyFile, 0o660);
     let error: unknown;
     try {
       readTlsPairSync(live);
@@ -32,8 +32,9 @@ describe('listener private key mode', () => {
     }
     expect(error).toBeInstanceOf(PrivateFileError);
     expect((error as Error).message).toBe(
-      `listen.tls.keyFile: ${live.keyFile} is accessible to group or others (mode 0640) but ` +
-        `holds a secret; make it private to the broker's user: chmod 600 ${live.keyFile}`,
+      `listen.tls.keyFile: ${live.keyFile} is accessible to group or others (mode 0660) but ` +
+        `holds a secret; make it private to the broker's user: chmod 600 ${live.keyFile} ` +
+        '(or, owned by root, readable by a group at most: chmod 440)',
     );
     await chmod(live.keyFile, 0o600);
     expect(readTlsPairSync(live).summary.fingerprint256).toMatch(/^[0-9A-F:]+$/);

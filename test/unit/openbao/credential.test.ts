@@ -95,7 +95,7 @@ describe('broker credential', () => {
     cred.stop();
   });
 
-  it.each(['0644', '0640', '0604', '0660'])(
+  it.each(['0644', '0650', '0604', '0660'])(
     'refuses a token file of mode %s at start, naming the key, the file, its mode and the fix',
     async (octal) => {
       const mode = Number.parseInt(octal, 8);
@@ -125,10 +125,10 @@ describe('broker credential', () => {
       secretIdFile: path.join(dir, 'secret'),
       mount: 'approle',
     } as const;
-    await chmod(auth.secretIdFile, 0o640);
+    await chmod(auth.secretIdFile, 0o660);
     await expect(
       startBrokerCredential(admin as unknown as OpenBaoAdmin, auth, quiet, Date.now),
-    ).rejects.toThrow(/openbao\.auth\.secretIdFile: .* \(mode 0640\)/);
+    ).rejects.toThrow(/openbao\.auth\.secretIdFile: .* \(mode 0660\)/);
     await chmod(auth.secretIdFile, 0o600);
     const errors: string[] = [];
     const cred = await startBrokerCredential(

@@ -63,6 +63,8 @@ export interface RotationStatus {
   readonly nextRun: string;
   /** The recorded step of a run in progress. */
   readonly step?: string;
+  /** A promoted run waiting for its grace period retires the previous value after this. */
+  readonly finishAfter?: string;
   readonly lastError?: { readonly at: string; readonly step: string; readonly message: string };
   readonly failures: number;
   readonly lockedBy?: string;
@@ -244,6 +246,7 @@ export function createRotationService(options: RotationServiceOptions): Rotation
       ...(record.lastOutcome ? { lastOutcome: record.lastOutcome } : {}),
       nextRun: nextDue(rotation, record, at).toISOString(),
       ...(record.run ? { step: record.run.step } : {}),
+      ...(record.run?.finishAfter ? { finishAfter: record.run.finishAfter } : {}),
       ...(record.lastError ? { lastError: record.lastError } : {}),
       failures: record.failures ?? 0,
       ...(record.holder && record.holder.until > at.getTime()

@@ -15,6 +15,7 @@ import {
   type RotationOutcome,
   runRotation,
 } from './protocol.js';
+import { createApplicationCredentialDriver } from './providers/application-credential.js';
 import { createBrokerAppRoleDriver } from './providers/broker-approle.js';
 import { createGeneratedKvDriver, KvSecret } from './providers/kv.js';
 import { createPostgresDriver } from './providers/postgres.js';
@@ -140,6 +141,18 @@ export function createRotationService(options: RotationServiceOptions): Rotation
       return createStaticRoleDriver(options.openbao, target.mount, target.role);
     }
     const secret = kvSecret(secrets, rotation.secret ?? '');
+    if (target.kind === 'application-credential') {
+      return createApplicationCredentialDriver(options.openbao, secret, target, {
+        rotation: rotation.name,
+        rotator: kvSecret(secrets, target.rotator).ref,
+      });
+    }
+    if (target.kind === 'command') {
+      // Fail closed: never fall back to a KV-only rotation the target would not learn of.
+      throw new UnknownRotationError(
+        `rotation ${rotation.name}: command targets are not built yet`,
+      );
+    }
     const spec = rotation.generate;
     if (spec === undefined)
       throw new UnknownRotationError(`rotation ${rotation.name} has no generate`);

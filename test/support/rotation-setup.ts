@@ -132,6 +132,50 @@ export async function setUpRotation(
       ].join('\n'),
     '',
   ].join('\n');
+  const { dir, configFile, state } = await rotationBroker(prefix, policyYaml, options.extraConfig);
+
+  return {
+    prefix,
+    dir,
+    configFile,
+    users,
+    paths,
+    async kv(name) {
+      const entry = await bao.admin.kvRead('secret', paths[name]);
+      if (entry === null) throw new Error(`no secret ${paths[name]}`);
+      return { data: { ...entry.data }, version: entry.version };
+    },
+    state,
+    async cleanup() {
+      for (const user of Object.values(users)) {
+        await pgAdminQuery(`DROP ROLE IF EXISTS "${user}"`).catch(() => undefined);
+      }
+      await baoRequest(bao.address, 'DELETE', `secret/metadata/${prefix}`, {
+        token: bao.rootToken,
+      }).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RotationBroker {
+  readonly dir: string;
+  readonly configFile: string;
+  /** The rotation's state record (lock, run in progress, last outcome). */
+  state(rotation: string): Promise<Record<string, unknown> | undefined>;
+}
+
+/**
+ * A policy directory holding `policyYaml`, a broker token with exactly the ACL policy
+ * `zsb policy compile` makes for it, and a configuration file for `zsb rotate` processes
+ * (lock TTL 1 s, so a killed holder's lock expires quickly). The caller removes `dir`.
+ */
+export async function rotationBroker(
+  prefix: string,
+  policyYaml: string,
+  extraConfig: Record<string, unknown> = {},
+): Promise<RotationBroker> {
+  const bao = realOpenBao();
   const dir = await mkdtemp(path.join(tmpdir(), 'zsb-rot-'));
   await mkdir(path.join(dir, 'policies'));
   await writeFile(path.join(dir, 'policies', 'rotations.yaml'), policyYaml);
@@ -170,36 +214,19 @@ export async function setUpRotation(
       watchPolicies: false,
       rotation: { lockTtlSeconds: 1 },
       log: { level: 'warn' },
-      ...options.extraConfig,
+      ...extraConfig,
     }),
   );
 
   return {
-    prefix,
     dir,
     configFile,
-    users,
-    paths,
-    async kv(name) {
-      const entry = await bao.admin.kvRead('secret', paths[name]);
-      if (entry === null) throw new Error(`no secret ${paths[name]}`);
-      return { data: { ...entry.data }, version: entry.version };
-    },
     async state(rotation) {
       const entry = await bao.admin.kvRead(
         'secret',
         `${statePrefix}/rotations/${stateKey(rotation)}`,
       );
       return entry === null ? undefined : { ...entry.data };
-    },
-    async cleanup() {
-      for (const user of Object.values(users)) {
-        await pgAdminQuery(`DROP ROLE IF EXISTS "${user}"`).catch(() => undefined);
-      }
-      await baoRequest(bao.address, 'DELETE', `secret/metadata/${prefix}`, {
-        token: bao.rootToken,
-      }).catch(() => undefined);
-      await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -27,7 +27,7 @@ const backupProject = {
 
 // Credential rotation against real OpenStack Keystone and a real docker-registry
 // (docs/rotation.md): `npm run test:credentials` (ZSB_CREDENTIAL_TESTS=1) after
-// `npm run setup:keystone`. Each file starts its own Keystone: one file at a time.
+// `npm run setup:credentials`. Each file starts its own Keystone or registry: one file at a time.
 const credentialsProject = {
   test: {
     name: 'credentials',

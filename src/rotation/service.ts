@@ -17,6 +17,7 @@ import {
 } from './protocol.js';
 import { createApplicationCredentialDriver } from './providers/application-credential.js';
 import { createBrokerAppRoleDriver } from './providers/broker-approle.js';
+import { createCommandDriver } from './providers/command.js';
 import { createGeneratedKvDriver, KvSecret } from './providers/kv.js';
 import { createPostgresDriver } from './providers/postgres.js';
 import { createStaticRoleDriver } from './providers/static-role.js';
@@ -148,10 +149,10 @@ export function createRotationService(options: RotationServiceOptions): Rotation
       });
     }
     if (target.kind === 'command') {
-      // Fail closed: never fall back to a KV-only rotation the target would not learn of.
-      throw new UnknownRotationError(
-        `rotation ${rotation.name}: command targets are not built yet`,
-      );
+      return createCommandDriver(options.openbao, secret, target, {
+        rotation: rotation.name,
+        ...(rotation.generate ? { generate: rotation.generate } : {}),
+      });
     }
     const spec = rotation.generate;
     if (spec === undefined)

@@ -14,24 +14,9 @@ venv="$root/.venv-keystone"
 python=/usr/bin/python3
 start=$(date +%s)
 
-# A package counts as installed only when dpkg says "install ok installed".
-apt_packages=(python3-venv)
-missing=()
-for pkg in "${apt_packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-    missing+=("$pkg")
-  fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "setup-keystone: missing Debian packages ${missing[*]}; run this script as root or install them" >&2
-    exit 1
-  fi
-  echo "setup-keystone: installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=lib/debian-packages.sh
+. "$root/scripts/lib/debian-packages.sh"
+install_missing_debian_packages setup-keystone python3-venv
 
 [ -x "$python" ] || { echo "setup-keystone: $python (Debian's python3) is required" >&2; exit 1; }
 

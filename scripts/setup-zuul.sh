@@ -16,26 +16,10 @@ venv="$root/.venv-zuul"
 python=/usr/bin/python3
 start=$(date +%s)
 
-# A package counts as installed only when dpkg says "install ok installed".
-apt_packages=(zookeeper bubblewrap libnetty-java libslf4j-java openssh-client git python3-venv default-jre-headless)
-missing=()
-for pkg in "${apt_packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-    missing+=("$pkg")
-  fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "setup-zuul: missing Debian packages ${missing[*]}; run this script as root or install them" >&2
-    exit 1
-  fi
-  echo "setup-zuul: installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-else
-  echo "setup-zuul: Debian packages present: ${apt_packages[*]}"
-fi
+# shellcheck source=lib/debian-packages.sh
+. "$root/scripts/lib/debian-packages.sh"
+install_missing_debian_packages setup-zuul zookeeper bubblewrap libnetty-java libslf4j-java \
+  openssh-client git python3-venv default-jre-headless
 
 [ -x "$python" ] || { echo "setup-zuul: $python (Debian's python3) is required" >&2; exit 1; }
 

@@ -18,9 +18,14 @@ import {
   passwordToken,
   startKeystone,
 } from '../support/keystone.js';
-import { exitOf, runZsb, spawnZsb, waitForOutput } from '../support/process.js';
+import { runZsb } from '../support/process.js';
 import { baoRequest, realOpenBao, uniquePrefix } from '../support/real-openbao.js';
-import { type RotationBroker, rotationBroker } from '../support/rotation-setup.js';
+import {
+  killRotationAt,
+  type RotationBroker,
+  rotationBroker,
+  rotationStatus,
+} from '../support/rotation-setup.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -97,6 +102,40 @@ async function tokenValid(authUrl: string, token: string): Promise<boolean> {
   });
   await response.body?.cancel();
   return response.status === 200;
+}
+
+/**
+ * A job that keeps authenticating with whatever the secret holds, until stopped. A refusal
+ * counts only when the secret did not change around it (a credential that stopped being
+ * current just then is a reader's race, not an instant without a working credential).
+ */
+function prober(fx: CloudFixture, authUrl: string) {
+  let stop = false;
+  let attempts = 0;
+  const failures: string[] = [];
+  const done = (async () => {
+    while (!stop) {
+      const seen = await fx.read();
+      const login = await credentialLogin(
+        authUrl,
+        String(seen.data.application_credential_id),
+        String(seen.data.application_credential_secret),
+      );
+      attempts++;
+      if (login.status !== 201 && (await fx.read()).version === seen.version) {
+        failures.push(`version ${seen.version}: ${login.status}`);
+      }
+      // Every login hashes the secret on Keystone: pace it, or the rotation waits for CPU.
+      await sleep(300);
+    }
+  })();
+  return {
+    async stop() {
+      stop = true;
+      await done;
+      return { attempts, failures };
+    },
+  };
 }
 
 interface CloudFixture {
@@ -256,14 +295,10 @@ describe('application credential rotation on a real Keystone', () => {
     async (boundary) => {
       const fx = fixtures.plain;
       const before = await fx.read();
-      const child = spawnZsb(['rotate', 'cloud-plain', '--config', broker.configFile], {
-        cwd: broker.dir,
-        env: { ZSB_ROTATION_PAUSE_AT: boundary },
+      const job = prober(fx, keystone.authUrl);
+      await killRotationAt(broker, 'cloud-plain', boundary, async () => {
+        expect(await fx.currentWorks()).toBe(true);
       });
-      await waitForOutput(child, new RegExp(`paused at ${boundary}`), 30000, 'stderr');
-      expect(await fx.currentWorks()).toBe(true);
-      child.kill('SIGKILL');
-      await exitOf(child);
       expect(await fx.currentWorks()).toBe(true);
       const crashed = (await broker.state('cloud-plain'))?.run as { step: string } | undefined;
       if (boundary === 'locked' || boundary === 'finished') expect(crashed).toBeUndefined();
@@ -276,6 +311,10 @@ describe('application credential rotation on a real Keystone', () => {
       expect(after.version).toBe(before.version + (boundary === 'finished' ? 2 : 1));
       expect((await broker.state('cloud-plain'))?.run).toBeUndefined();
       expect(await fx.currentWorks()).toBe(true);
+      // A job authenticating all along never met an instant without a working credential.
+      const probed = await job.stop();
+      expect(probed.failures).toEqual([]);
+      expect(probed.attempts).toBeGreaterThan(3);
       // None leaked: the user holds the current credential and nothing else.
       expect(await fx.cloud.list()).toEqual([
         { id: after.data.application_credential_id, name: after.data.application_credential_name },
@@ -316,12 +355,7 @@ describe('application credential rotation on a real Keystone', () => {
     expect(early.stdout).toMatch(/^cloud-grace: waiting: the previous value is retired after /);
     expect((await fx.read()).version).toBe(after.version);
 
-    const status = await runZsb(['rotation', 'status', '--json', '--config', broker.configFile], {
-      cwd: broker.dir,
-    });
-    const entry = (JSON.parse(status.stdout) as Array<Record<string, unknown>>).find(
-      (s) => s.name === 'cloud-grace',
-    );
+    const entry = await rotationStatus(broker, 'cloud-grace');
     expect(entry).toMatchObject({ step: 'promoted', lastOutcome: 'rotated' });
     expect(typeof entry?.finishAfter).toBe('string');
 
@@ -343,13 +377,7 @@ describe('application credential rotation on a real Keystone', () => {
   it('aborts on a foreign edit and deletes the credential it had made', async () => {
     const fx = fixtures.plain;
     const before = await fx.read();
-    const child = spawnZsb(['rotate', 'cloud-plain', '--config', broker.configFile], {
-      cwd: broker.dir,
-      env: { ZSB_ROTATION_PAUSE_AT: 'set' },
-    });
-    await waitForOutput(child, /paused at set/, 30000, 'stderr');
-    child.kill('SIGKILL');
-    await exitOf(child);
+    await killRotationAt(broker, 'cloud-plain', 'set');
     expect(await fx.cloud.list()).toHaveLength(2);
     // An operator puts another credential in by hand meanwhile.
     const manual = await fx.cloud.create(`by-hand-${randomBytes(3).toString('hex')}`);

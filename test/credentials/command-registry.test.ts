@@ -13,10 +13,15 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROTATION_BOUNDARIES } from '../../src/rotation/protocol.js';
 import { registerCanary } from '../support/canary.js';
-import { exitOf, runZsb, spawnZsb, waitForOutput } from '../support/process.js';
+import { runZsb } from '../support/process.js';
 import { baoRequest, realOpenBao, uniquePrefix } from '../support/real-openbao.js';
 import { type Registry, startRegistry } from '../support/registry.js';
-import { type RotationBroker, rotationBroker } from '../support/rotation-setup.js';
+import {
+  killRotationAt,
+  type RotationBroker,
+  rotationBroker,
+  rotationStatus,
+} from '../support/rotation-setup.js';
 
 const SCRIPT = path.resolve(import.meta.dirname, 'commands', 'htpasswd-robot.mjs');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -167,13 +172,7 @@ describe('command provider rotating a real registry robot', () => {
     'SIGKILL at %s, then a restart: one rotation completes and the current password logs in',
     async (boundary) => {
       const before = await read(robots.stdin);
-      const child = spawnZsb(['rotate', 'images-robot', '--config', broker.configFile], {
-        cwd: broker.dir,
-        env: { ZSB_ROTATION_PAUSE_AT: boundary },
-      });
-      await waitForOutput(child, new RegExp(`paused at ${boundary}`), 30000, 'stderr');
-      child.kill('SIGKILL');
-      await exitOf(child);
+      await killRotationAt(broker, 'images-robot', boundary);
       await sleep(1200); // the dead holder's lock (1 s) expires
       const restart = await rotate('images-robot');
       expect(restart.code, restart.stdout + restart.stderr).toBe(0);
@@ -195,12 +194,7 @@ describe('command provider rotating a real registry robot', () => {
     expect(result.code).toBe(1);
     expect((await read('robot-broken')).version).toBe(before.version);
     expect(await currentWorks('robot-broken')).toBe(true);
-    const status = await runZsb(['rotation', 'status', '--json', '--config', broker.configFile], {
-      cwd: broker.dir,
-    });
-    const entry = (JSON.parse(status.stdout) as Array<Record<string, unknown>>).find(
-      (s) => s.name === 'broken-robot',
-    );
+    const entry = await rotationStatus(broker, 'broken-robot');
     expect(entry).toMatchObject({ lastOutcome: 'aborted', lastError: { step: 'test' } });
     expect(entry?.step).toBeUndefined();
   });

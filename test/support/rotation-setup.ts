@@ -15,6 +15,7 @@ import { stringify } from 'yaml';
 import { compileOpenBaoSetup } from '../../src/policy/compile.js';
 import { formatProblem, parsePolicyFiles } from '../../src/policy/load.js';
 import { stateKey } from '../../src/rotation/state.js';
+import { exitOf, runZsb, spawnZsb, waitForOutput } from './process.js';
 import { baoRequest, realOpenBao } from './real-openbao.js';
 
 export function pgServer() {
@@ -229,4 +230,42 @@ export async function rotationBroker(
       return entry === null ? undefined : { ...entry.data };
     },
   };
+}
+
+/** Where `zsb rotate` processes find their configuration. */
+interface RotateSetting {
+  readonly configFile: string;
+  readonly dir: string;
+}
+
+/**
+ * Runs `zsb rotate NAME` until it pauses at `boundary` (ZSB_ROTATION_PAUSE_AT), calls
+ * `whilePaused`, then SIGKILLs it there and waits for it to exit.
+ */
+export async function killRotationAt(
+  setting: RotateSetting,
+  name: string,
+  boundary: string,
+  whilePaused: () => Promise<void> = async () => {},
+): Promise<void> {
+  const child = spawnZsb(['rotate', name, '--config', setting.configFile], {
+    cwd: setting.dir,
+    env: { ZSB_ROTATION_PAUSE_AT: boundary },
+  });
+  await waitForOutput(child, new RegExp(`paused at ${boundary}`), 30000, 'stderr');
+  await whilePaused();
+  child.kill('SIGKILL');
+  await exitOf(child);
+}
+
+/** One rotation's entry of `zsb rotation status --json`. */
+export async function rotationStatus(
+  setting: RotateSetting,
+  name: string,
+): Promise<Record<string, unknown> | undefined> {
+  const status = await runZsb(['rotation', 'status', '--json', '--config', setting.configFile], {
+    cwd: setting.dir,
+  });
+  if (status.code !== 0) throw new Error(`zsb rotation status failed: ${status.stderr}`);
+  return (JSON.parse(status.stdout) as Array<Record<string, unknown>>).find((s) => s.name === name);
 }

@@ -49,6 +49,17 @@ class CloudUser {
     });
   }
 
+  /** One credential as Keystone shows it to its owner. */
+  async show(id: string): Promise<Record<string, unknown>> {
+    const response = await fetch(
+      `${this.keystone.authUrl}/users/${this.user.id}/application_credentials/${id}`,
+      { headers: { 'x-auth-token': await this.token() } },
+    );
+    expect(response.status).toBe(200);
+    return ((await response.json()) as { application_credential: Record<string, unknown> })
+      .application_credential;
+  }
+
   async list(): Promise<Credential[]> {
     const response = await fetch(
       `${this.keystone.authUrl}/users/${this.user.id}/application_credentials`,
@@ -230,9 +241,12 @@ describe('application credential rotation on a real Keystone', () => {
       '    target:',
       '      applicationCredential:',
       '        rotator: cloud-grace-rotator',
-      '        grace: 4s',
+      // Long enough for the checks below to run inside it even on a loaded machine.
+      '        grace: 15s',
       '        expiresAfter: 30d',
       '        namePrefix: scs-compliance',
+      '        roles: [member]',
+      '        accessRules: [{ service: identity, method: GET, path: /v3/auth/projects }]',
       '  - secret: cloud-restricted',
       '    every: 7d',
       '    target: { applicationCredential: { rotator: cloud-restricted-rotator, grace: 0 } }',
@@ -339,9 +353,21 @@ describe('application credential rotation on a real Keystone', () => {
     );
     const after = await fx.read();
     expect(String(after.data.application_credential_name)).toMatch(/^scs-compliance-/);
-    // Expiry as declared: about 30 days from now.
+    // Expiry, roles and access rules as declared, and restricted.
     const expires = Date.parse(String(after.data.expires_at));
     expect(Math.abs(expires - Date.now() - 30 * 86400_000)).toBeLessThan(120_000);
+    const shown = await fx.cloud.show(String(after.data.application_credential_id));
+    // `member` as declared (Keystone adds `reader`, which member implies).
+    const roles = (shown.roles as Array<{ name: string }>).map((r) => r.name).sort();
+    expect(roles).toEqual(['member', 'reader']);
+    expect(shown).toMatchObject({
+      unrestricted: false,
+      access_rules: [
+        expect.objectContaining({ service: 'identity', method: 'GET', path: '/v3/auth/projects' }),
+      ],
+    });
+    // Keystone shows the time in UTC without a zone.
+    expect(Date.parse(String(shown.expires_at).replace(/Z?$/, 'Z'))).toBe(expires);
     expect(await fx.currentWorks()).toBe(true);
     expect((await credentialLogin(keystone.authUrl, oldId, oldSecret)).status).toBe(201);
     expect(await tokenValid(keystone.authUrl, jobToken)).toBe(true);

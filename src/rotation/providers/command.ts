@@ -13,8 +13,9 @@
  * - bounds: `timeout` per call (the process group is killed), stdout at most 64 KiB (only
  *   `create` uses it: a JSON object of fields), stderr read and discarded, never logged;
  * - idempotency: every step may run again with the same runId and pending value after a
- *   crash and must then succeed without doing anything twice; after a resumed `set`,
- *   `test` always runs before promotion, so a half-done step is caught.
+ *   crash and must then succeed without doing anything twice. A run resumed after its
+ *   `test` (a crash between test and promotion) runs `test` again before it promotes:
+ *   the target may have changed while no one held the run.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -27,6 +28,7 @@ import {
   RotationConfigError,
   type RotationDriver,
   RotationTestFailed,
+  sameJson,
   TargetError,
 } from '../driver.js';
 import { generateValue } from '../generate.js';
@@ -182,6 +184,9 @@ export function createCommandDriver(
     });
   }
 
+  // Whether this process saw `test` pass for the run; a resumed run has not.
+  let testedHere: string | undefined;
+
   return {
     async create(): Promise<CreatedValue> {
       const current = await secret.current();
@@ -204,8 +209,16 @@ export function createCommandDriver(
     },
     checkUnchanged: (run) => secret.checkUnchanged(run),
     set: (run) => step('set', run),
-    test: (run) => step('test', run),
-    promote: (run) => secret.promote(run),
+    async test(run) {
+      await step('test', run);
+      testedHere = run.id;
+    },
+    async promote(run) {
+      const latest = await secret.current();
+      const promoted = latest.version !== run.base && sameJson(latest.data, run.pending);
+      if (testedHere !== run.id && !promoted) await step('test', run);
+      return secret.promote(run);
+    },
     finish: (run) => step('finish', run),
     rollback: (run) => step('rollback', run),
   };

@@ -9,7 +9,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommandTarget } from '../../../src/policy/types.js';
 import { RotationTestFailed, TargetError } from '../../../src/rotation/driver.js';
-import { type CommandInput, runCommand } from '../../../src/rotation/providers/command.js';
+import {
+  type CommandInput,
+  createCommandDriver,
+  runCommand,
+} from '../../../src/rotation/providers/command.js';
+import { KvSecret } from '../../../src/rotation/providers/kv.js';
+import { MemoryKv } from '../../support/memory-kv.js';
 
 let dir: string;
 
@@ -130,5 +136,48 @@ describe('command provider contract', () => {
     await expect(
       runCommand(target({ set: [path.join(dir, 'missing')] }), input('set')),
     ).rejects.toThrow('the set command cannot run (ENOENT)');
+  });
+});
+
+describe('command driver', () => {
+  it('a run resumed after its test runs test again before it promotes', async () => {
+    const log = path.join(dir, 'steps.log');
+    const step = await script('step', `echo "$ZSB_ROTATION_STEP" >> ${log}; cat > /dev/null`);
+    const kv = new MemoryKv();
+    kv.put('secret', 'robot', { username: 'robot', password: 'first-password' });
+    const secret = new KvSecret(kv, { mount: 'secret', path: 'robot' });
+    const commands = target({ set: [step], test: [step] });
+    const options = {
+      rotation: 'robot',
+      generate: { key: 'password', kind: 'password' as const, length: 20 },
+    };
+    const first = createCommandDriver(kv, secret, commands, options);
+    const created = await first.create();
+    const run = { id: 'run-1', step: 'tested' as const, startedAt: '', ...created };
+    await first.set(run);
+    await first.test(run);
+    // Another process resumes the recorded run at `tested` (the first one crashed).
+    const resumed = createCommandDriver(kv, secret, commands, options);
+    expect(await resumed.promote(run)).toBe(2);
+    expect((await readFile(log, 'utf8')).split('\n')).toEqual(['set', 'test', 'test', '']);
+    // Promoted already: a repeated promote neither tests again nor writes twice.
+    const again = createCommandDriver(kv, secret, commands, options);
+    expect(await again.promote(run)).toBe(2);
+    expect((await readFile(log, 'utf8')).split('\n')).toHaveLength(4);
+    expect(kv.latest('secret', 'robot')?.data.password).toBe(created.pending.password);
+  });
+
+  it('a resumed run whose value the target no longer accepts is not promoted', async () => {
+    const refuse = await script('refuse', 'cat > /dev/null; exit 1');
+    const kv = new MemoryKv();
+    kv.put('secret', 'robot', { username: 'robot', password: 'first-password' });
+    const secret = new KvSecret(kv, { mount: 'secret', path: 'robot' });
+    const driver = createCommandDriver(kv, secret, target({ test: [refuse] }), {
+      rotation: 'robot',
+      generate: { key: 'password', kind: 'password', length: 20 },
+    });
+    const run = { id: 'run-2', step: 'tested' as const, startedAt: '', ...(await driver.create()) };
+    await expect(driver.promote(run)).rejects.toBeInstanceOf(RotationTestFailed);
+    expect(kv.latest('secret', 'robot')?.version).toBe(1);
   });
 });

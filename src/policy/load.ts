@@ -424,6 +424,10 @@ class FileChecker {
     } else if (raw.target?.applicationCredential) {
       const at = [...base, 'target', 'applicationCredential'];
       target = applicationCredentialTarget(check, at, raw.target.applicationCredential);
+      if (everySeconds !== undefined && everySeconds <= target.graceSeconds) {
+        // No new run starts while the previous one waits for its grace to retire a value.
+        this.check([...base, 'every'], 'must be longer than the grace period');
+      }
     } else if (raw.target?.command) {
       target = commandTarget(check, [...base, 'target', 'command'], raw.target.command);
     } else if (raw.target?.postgres) {

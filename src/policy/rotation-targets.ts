@@ -99,7 +99,7 @@ export function applicationCredentialTarget(
   check: Check,
   at: DataPath,
   raw: z.infer<typeof ApplicationCredentialTargetSchema>,
-): RotationTarget {
+): Extract<RotationTarget, { kind: 'application-credential' }> {
   // `grace: 0` deletes the previous credential at once (jobs holding it fail).
   const graceSeconds =
     raw.grace === 0 ? 0 : (seconds(check, [...at, 'grace'], raw.grace) ?? DEFAULT_GRACE_SECONDS);

@@ -85,6 +85,14 @@ describe('applicationCredential target', () => {
       'a.yaml:14:7: rotations[1].target: set one of postgres, staticRole, applicationCredential or command',
       "a.yaml:18:111: rotations[2].target.applicationCredential.accessRules[0].path: must start with '/' (a URL path, '*' and '**' allowed)",
     ]);
+    expect(
+      problems(
+        'rotations:',
+        '  - secret: cloud',
+        '    every: 1h',
+        '    target: { applicationCredential: { rotator: rotator, grace: 2h } }',
+      ),
+    ).toEqual(['a.yaml:8:12: rotations[0].every: must be longer than the grace period']);
     // Names are checked across files once each rotation is well-formed.
     expect(
       problems(

@@ -180,4 +180,26 @@ describe('command driver', () => {
     await expect(driver.promote(run)).rejects.toBeInstanceOf(RotationTestFailed);
     expect(kv.latest('secret', 'robot')?.version).toBe(1);
   });
+
+  it('a create command makes the value: its JSON fields merged over the current value', async () => {
+    const create = await script(
+      'create',
+      'cat > /dev/null; echo \'{"username":"robot-b","password":"made-by-create"}\'',
+    );
+    const garbage = await script('garbage', 'cat > /dev/null; echo "not json"');
+    const kv = new MemoryKv();
+    kv.put('secret', 'robot', { username: 'robot-a', password: 'first', registry: 'r.example' });
+    const secret = new KvSecret(kv, { mount: 'secret', path: 'robot' });
+    const driver = createCommandDriver(kv, secret, target({ create: [create] }), {
+      rotation: 'robot',
+    });
+    expect(await driver.create()).toEqual({
+      base: 1,
+      pending: { username: 'robot-b', password: 'made-by-create', registry: 'r.example' },
+    });
+    const broken = createCommandDriver(kv, secret, target({ create: [garbage] }), {
+      rotation: 'robot',
+    });
+    await expect(broken.create()).rejects.toThrow('the create command did not print a JSON object');
+  });
 });

@@ -3,8 +3,8 @@
  * real `zsb rotate` processes: a rotation, SIGKILL at every step boundary (exactly one
  * credential survives, none leaks, the current one authenticates at every instant), the
  * grace period (the previous credential works until it ends, then is deleted and its
- * tokens die), a foreign edit (abort, the new credential removed) and a rotator that may
- * not create credentials.
+ * tokens die), a foreign edit (abort, the new credential removed), a rotator that may
+ * not create credentials (restricted) and one that may (unrestricted, which stays).
  */
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
@@ -71,13 +71,13 @@ class CloudUser {
   }
 
   /** An application credential made by hand, as an operator seeds the first one. */
-  async create(name: string): Promise<{ id: string; secret: string }> {
+  async create(name: string, unrestricted = false): Promise<{ id: string; secret: string }> {
     const response = await fetch(
       `${this.keystone.authUrl}/users/${this.user.id}/application_credentials`,
       {
         method: 'POST',
         headers: { 'x-auth-token': await this.token(), 'content-type': 'application/json' },
-        body: JSON.stringify({ application_credential: { name } }),
+        body: JSON.stringify({ application_credential: { name, unrestricted } }),
       },
     );
     expect(response.status).toBe(201);
@@ -161,7 +161,9 @@ describe('application credential rotation on a real Keystone', () => {
   let keystone: Keystone;
   let broker: RotationBroker;
   let prefix: string;
-  const fixtures: Record<'plain' | 'grace' | 'restricted', CloudFixture> = {} as never;
+  const fixtures: Record<'plain' | 'grace' | 'restricted' | 'unrestricted', CloudFixture> =
+    {} as never;
+  let rotatorCredentialId = '';
   const bao = realOpenBao();
 
   beforeAll(async () => {
@@ -171,7 +173,7 @@ describe('application credential rotation on a real Keystone', () => {
     );
     prefix = uniquePrefix('appcred');
     const secrets: string[] = [];
-    for (const kind of ['plain', 'grace', 'restricted'] as const) {
+    for (const kind of ['plain', 'grace', 'restricted', 'unrestricted'] as const) {
       const user = await createProjectUser(keystone, {
         user: `robot-${kind}`,
         project: `scs-${kind}`,
@@ -186,13 +188,16 @@ describe('application credential rotation on a real Keystone', () => {
         application_credential_id: first.id,
         application_credential_secret: first.secret,
       });
-      // The rotator's own login: the user's password (restricted: a restricted credential).
+      // The rotator's own login: the user's password, or an application credential
+      // (restricted: the job's own one; unrestricted: one made for the rotator).
+      const own = kind === 'unrestricted' ? await cloud.create('rotator', true) : first;
+      if (kind === 'unrestricted') rotatorCredentialId = own.id;
       const rotator =
-        kind === 'restricted'
+        kind === 'restricted' || kind === 'unrestricted'
           ? {
               auth_url: keystone.authUrl,
-              application_credential_id: first.id,
-              application_credential_secret: first.secret,
+              application_credential_id: own.id,
+              application_credential_secret: own.secret,
             }
           : {
               auth_url: keystone.authUrl,
@@ -250,6 +255,9 @@ describe('application credential rotation on a real Keystone', () => {
       '  - secret: cloud-restricted',
       '    every: 7d',
       '    target: { applicationCredential: { rotator: cloud-restricted-rotator, grace: 0 } }',
+      '  - secret: cloud-unrestricted',
+      '    every: 7d',
+      '    target: { applicationCredential: { rotator: cloud-unrestricted-rotator, grace: 0 } }',
       '',
     ].join('\n');
     broker = await rotationBroker(prefix, policy);
@@ -437,5 +445,19 @@ describe('application credential rotation on a real Keystone', () => {
     expect(await fx.currentWorks()).toBe(true);
     expect(await fx.cloud.list()).toHaveLength(1);
     expect((await broker.state('cloud-restricted'))?.run).toBeUndefined();
+  }, 60000);
+
+  it('a rotator holding an unrestricted application credential rotates; its own credential stays', async () => {
+    const fx = fixtures.unrestricted;
+    const before = await fx.read();
+    const result = await rotate('cloud-unrestricted');
+    expect(result.stdout, result.stderr).toBe(
+      `cloud-unrestricted: rotated (version ${before.version + 1})\n`,
+    );
+    const after = await fx.read();
+    expect(await fx.currentWorks()).toBe(true);
+    expect((await fx.cloud.list()).map((c) => c.id).sort()).toEqual(
+      [rotatorCredentialId, String(after.data.application_credential_id)].sort(),
+    );
   }, 60000);
 });

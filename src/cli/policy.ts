@@ -20,6 +20,7 @@ import { compileOpenBaoSetup, DEFAULT_COMPILE_OPTIONS } from '../policy/compile.
 import { configProjectWarnings } from '../policy/config-projects.js';
 import { type Explanation, explain } from '../policy/explain.js';
 import { formatProblem, loadPolicyDir } from '../policy/load.js';
+import { rotationWarnings } from '../policy/rotation-targets.js';
 import { loadPolicyTests, runPolicyTests } from '../policy/test-runner.js';
 import {
   BUILD_MATCH_FIELDS,
@@ -42,7 +43,7 @@ interface ZuulOptions {
   readonly tenant?: string[];
 }
 
-function at(w: PolicyWarning): string {
+function at(w: Pick<PolicyWarning, 'location'>): string {
   return `${w.location.file}:${w.location.line}:${w.location.column}`;
 }
 
@@ -228,7 +229,14 @@ export function registerPolicyCommands(program: Command): void {
           );
         }
       }
-      const warned = warnings.length === 0 ? '' : `, ${warnings.length} warnings`;
+      const rotationNotes = rotationWarnings(set);
+      for (const w of rotationNotes) {
+        process.stderr.write(
+          `${at(w)}: warning ${w.kind}: rotation '${w.rotation}' ${w.message}\n`,
+        );
+      }
+      const count = warnings.length + rotationNotes.length;
+      const warned = count === 0 ? '' : `, ${count} warnings`;
       process.stdout.write(
         `${s.dir}: ok (${set.secrets.size} secrets, ${set.grants.length} grants, ${set.rotations.length} rotations in ${set.files.length} files${warned})\n`,
       );

@@ -65,7 +65,11 @@ export async function rotationServiceFor(config: Config): Promise<{
 export function describeOutcome(name: string, outcome: RotationOutcome): string {
   switch (outcome.outcome) {
     case 'rotated':
-      return `${name}: rotated (version ${String(outcome.version)}${outcome.resumed ? ', resumed an interrupted run' : ''})`;
+      return `${name}: rotated (version ${String(outcome.version)}${outcome.resumed ? ', resumed an interrupted run' : ''}${outcome.finishAfter ? `; the previous value is retired after ${outcome.finishAfter}` : ''})`;
+    case 'finished':
+      return `${name}: finished (version ${String(outcome.version)}; the previous value is retired)`;
+    case 'waiting':
+      return `${name}: waiting: the previous value is retired after ${outcome.until}; no new rotation starts before`;
     case 'not-due':
       return `${name}: not due`;
     case 'busy':
@@ -139,8 +143,9 @@ export function registerRotationCommands(program: Command): void {
           process.stdout.write(`${describeOutcome(n, outcome)}\n`);
           const fine =
             outcome.outcome === 'rotated' ||
+            outcome.outcome === 'finished' ||
             outcome.outcome === 'not-due' ||
-            (options.due === true && outcome.outcome === 'busy');
+            (options.due === true && (outcome.outcome === 'busy' || outcome.outcome === 'waiting'));
           ok &&= fine;
         }
         if (outcomes.size === 0) process.stdout.write('no rotations configured\n');
@@ -173,7 +178,7 @@ export function registerRotationCommands(program: Command): void {
             `  next run:     ${s.nextRun}`,
             ...(s.step
               ? [
-                  `  in progress:  step ${s.step} done${s.lockedBy ? `, locked by ${s.lockedBy}` : ''}`,
+                  `  in progress:  step ${s.step} done${s.lockedBy ? `, locked by ${s.lockedBy}` : ''}${s.finishAfter ? `; the previous value is retired after ${s.finishAfter}` : ''}`,
                 ]
               : []),
             ...(s.lastError

@@ -26,7 +26,7 @@ function isLoopbackHost(hostname: string): boolean {
 }
 
 /** Plain http is accepted only toward this machine: anything else must be https. */
-function isSafeUrl(value: string): boolean {
+export function isSafeUrl(value: string): boolean {
   let url: URL;
   try {
     url = new URL(value);

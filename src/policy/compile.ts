@@ -124,7 +124,7 @@ function buildRules(name: string, source: SecretSource): Rule[] {
   }
 }
 
-/** What rotations need: write the rotated KV secrets, read admin logins, rotate static roles. */
+/** What rotations need: write the rotated KV secrets, read admin and rotator logins, rotate static roles. */
 function rotationRules(set: PolicySet, options: CompileOptions): Rule[] {
   if (set.rotations.length === 0) return [];
   const rules: Rule[] = [
@@ -145,9 +145,9 @@ function rotationRules(set: PolicySet, options: CompileOptions): Rule[] {
       rules.push({ path: secret, capabilities: ['create', 'read', 'update'], why });
     }
     const target = rotation.target;
-    if (target.kind === 'postgres') {
-      const admin = kvPath(target.admin);
-      if (admin !== undefined) rules.push({ path: admin, capabilities: ['read'], why });
+    if (target.kind === 'postgres' || target.kind === 'application-credential') {
+      const login = kvPath(target.kind === 'postgres' ? target.admin : target.rotator);
+      if (login !== undefined) rules.push({ path: login, capabilities: ['read'], why });
     } else if (target.kind === 'static-role') {
       rules.push(
         { path: `${target.mount}/rotate-role/${target.role}`, capabilities: ['update'], why },

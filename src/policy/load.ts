@@ -10,6 +10,12 @@ import { readYamlDirectory } from './directory.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { compileGlob } from './glob.js';
 import { checkCommonNameTemplate, checkMount, checkPathTemplate, checkRole } from './paths.js';
+import {
+  ApplicationCredentialTargetSchema,
+  applicationCredentialTarget,
+  CommandTargetSchema,
+  commandTarget,
+} from './rotation-targets.js';
 import { isCronExpression } from './schedule.js';
 import type { DataPath, ParsedSource, SourceFile } from './source.js';
 import { formatPath, issuesToProblems, parseSource } from './source.js';
@@ -134,6 +140,8 @@ const RotationTargetSchema = z
       .strict()
       .optional(),
     staticRole: z.object({ mount: z.string(), role: z.string() }).strict().optional(),
+    applicationCredential: ApplicationCredentialTargetSchema.optional(),
+    command: CommandTargetSchema.optional(),
   })
   .strict();
 
@@ -422,8 +430,22 @@ class FileChecker {
     }
 
     let target: RotationTarget = { kind: 'kv' };
-    if (raw.target?.postgres && raw.target.staticRole) {
-      this.check([...base, 'target'], 'set one of postgres or staticRole');
+    const check = (path: DataPath, problem: string | undefined) => this.check(path, problem);
+    const targets = Object.values(raw.target ?? {}).filter((t) => t !== undefined).length;
+    if (targets > 1) {
+      this.check(
+        [...base, 'target'],
+        'set one of postgres, staticRole, applicationCredential or command',
+      );
+    } else if (raw.target?.applicationCredential) {
+      const at = [...base, 'target', 'applicationCredential'];
+      target = applicationCredentialTarget(check, at, raw.target.applicationCredential);
+      if (everySeconds !== undefined && everySeconds <= target.graceSeconds) {
+        // No new run starts while the previous one waits for its grace to retire a value.
+        this.check([...base, 'every'], 'must be longer than the grace period');
+      }
+    } else if (raw.target?.command) {
+      target = commandTarget(check, [...base, 'target', 'command'], raw.target.command);
     } else if (raw.target?.postgres) {
       const { admin, users } = raw.target.postgres;
       if (users !== undefined && users[0] === users[1]) {
@@ -444,7 +466,17 @@ class FileChecker {
       this.check(base, 'set secret: the KV secret to rotate');
     }
     let generate: GenerateSpec | undefined;
-    if (target.kind !== 'static-role') {
+    if (targets > 1) {
+      // Which target was meant is unclear: its generate rules are not checked.
+    } else if (target.kind === 'application-credential') {
+      if (raw.generate !== undefined) {
+        this.check([...base, 'generate'], "the broker makes an application credential's secret");
+      }
+    } else if (target.kind === 'command' && target.steps.create !== undefined) {
+      if (raw.generate !== undefined) {
+        this.check([...base, 'generate'], 'set one of generate or a create command');
+      }
+    } else if (target.kind !== 'static-role') {
       const g =
         raw.generate ??
         (target.kind === 'postgres' ? { key: 'password', kind: 'password' as const } : undefined);
@@ -627,17 +659,28 @@ export function parsePolicyFiles(files: readonly SourceFile[], opts: LoadOptions
           });
         }
       }
-      if (rotation.target.kind === 'postgres') {
-        const admin = secrets.get(rotation.target.admin);
-        if (!declared.has(rotation.target.admin)) {
+      const login =
+        rotation.target.kind === 'postgres'
+          ? { role: 'admin', name: rotation.target.admin }
+          : rotation.target.kind === 'application-credential'
+            ? { role: 'rotator', name: rotation.target.rotator }
+            : undefined;
+      if (login !== undefined) {
+        const secret = secrets.get(login.name);
+        if (!declared.has(login.name)) {
           problems.push({
             ...rotation.location,
-            message: `rotation of '${show(rotation.name)}': admin names unknown secret '${show(rotation.target.admin)}'`,
+            message: `rotation of '${show(rotation.name)}': ${login.role} names unknown secret '${show(login.name)}'`,
           });
-        } else if (admin !== undefined && admin.source.kind !== 'kv') {
+        } else if (secret !== undefined && secret.source.kind !== 'kv') {
           problems.push({
             ...rotation.location,
-            message: `rotation of '${show(rotation.name)}': admin '${show(rotation.target.admin)}' must be a KV secret`,
+            message: `rotation of '${show(rotation.name)}': ${login.role} '${show(login.name)}' must be a KV secret`,
+          });
+        } else if (login.name === rotation.secret) {
+          problems.push({
+            ...rotation.location,
+            message: `rotation of '${show(rotation.name)}': ${login.role} must be another secret than the one rotated`,
           });
         }
       }

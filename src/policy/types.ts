@@ -95,7 +95,43 @@ export type RotationTarget =
    */
   | { readonly kind: 'postgres'; readonly admin: string; readonly users?: readonly string[] }
   /** An OpenBao database static role: OpenBao makes and sets the password itself. */
-  | { readonly kind: 'static-role'; readonly mount: string; readonly role: string };
+  | { readonly kind: 'static-role'; readonly mount: string; readonly role: string }
+  /**
+   * An OpenStack application credential of the user whose Keystone login the `rotator`
+   * KV secret holds; the previous credential is deleted `graceSeconds` after promotion.
+   */
+  | {
+      readonly kind: 'application-credential';
+      readonly rotator: string;
+      readonly graceSeconds: number;
+      readonly expiresAfterSeconds?: number;
+      readonly namePrefix?: string;
+      readonly roles?: readonly string[];
+      readonly accessRules?: readonly KeystoneAccessRule[];
+    }
+  | CommandTarget;
+
+/** Keystone access rule: which API calls an application credential may make. */
+export interface KeystoneAccessRule {
+  readonly service: string;
+  readonly method: string;
+  readonly path: string;
+}
+
+export type CommandStep = 'create' | 'set' | 'test' | 'finish' | 'rollback';
+
+/** Executables (argv, absolute path first) for the steps of a rotation (docs/rotation.md). */
+export interface CommandTarget {
+  readonly kind: 'command';
+  readonly steps: Readonly<Partial<Record<CommandStep, readonly string[]>>> & {
+    readonly set: readonly string[];
+    readonly test: readonly string[];
+  };
+  readonly input: 'stdin' | 'file';
+  readonly timeoutSeconds: number;
+  /** Literal variables for the executables; the broker's own environment is not passed. */
+  readonly env: Readonly<Record<string, string>>;
+}
 
 export interface Rotation {
   /** Unique among rotations: the secret's name, or `static-role:<mount>/<role>`. */

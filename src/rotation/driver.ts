@@ -13,6 +13,12 @@ export interface CreatedValue {
 }
 
 export interface RotationDriver {
+  /**
+   * How long after promotion `finish` waits (milliseconds): a grace period in which the
+   * previous value keeps working for jobs that fetched it just before (application
+   * credentials). The run stays recorded at `promoted` meanwhile; absent = finish at once.
+   */
+  readonly finishAfterMs?: number;
   /** Makes the pending value. No side effect anywhere: it is recorded before `set`. */
   create(): Promise<CreatedValue>;
   /** Throws ConflictError when someone changed the current value since `run.base`. */
@@ -46,6 +52,15 @@ export class RotationTestFailed extends Error {
 /** A setting or stored value that no retry can fix (e.g. a login missing its username). */
 export class RotationConfigError extends Error {
   override readonly name = 'RotationConfigError';
+}
+
+/**
+ * A failure of the rotation's target described in our own words (never the target's own
+ * text, which may quote values): safe to log and store. Transient unless it is one of the
+ * errors above.
+ */
+export class TargetError extends Error {
+  override readonly name = 'TargetError';
 }
 
 /** Deep equality of JSON values, for "did this run already promote its value?". */

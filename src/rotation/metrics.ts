@@ -29,7 +29,7 @@ export function createRotationMetrics(
     registers: [registry],
   });
   return (rotation, outcome) => {
-    if (outcome.outcome === 'not-due') return;
+    if (outcome.outcome === 'not-due' || outcome.outcome === 'waiting') return;
     runs.inc({ rotation: rotation.name, outcome: outcome.outcome });
     if (outcome.outcome === 'rotated') {
       lastSuccess.set({ rotation: rotation.name }, Date.now() / 1000);

@@ -21,6 +21,7 @@ import {
   RotationConfigError,
   type RotationDriver,
   RotationTestFailed,
+  TargetError,
 } from './driver.js';
 import {
   LockLostError,
@@ -44,7 +45,17 @@ export const ROTATION_BOUNDARIES = [
 export type RotationBoundary = (typeof ROTATION_BOUNDARIES)[number];
 
 export type RotationOutcome =
-  | { readonly outcome: 'rotated'; readonly version: number | string; readonly resumed: boolean }
+  | {
+      readonly outcome: 'rotated';
+      readonly version: number | string;
+      readonly resumed: boolean;
+      /** The previous value is retired (the driver's `finish`) at the first run after this. */
+      readonly finishAfter?: string;
+    }
+  /** A promoted run retired the previous value after its grace period. */
+  | { readonly outcome: 'finished'; readonly version: number | string }
+  /** A promoted run waits for its grace period: no new rotation starts before `until`. */
+  | { readonly outcome: 'waiting'; readonly until: string }
   | { readonly outcome: 'not-due' }
   | { readonly outcome: 'busy' }
   | { readonly outcome: 'aborted'; readonly reason: string }
@@ -100,7 +111,9 @@ function isDefinitive(error: unknown): boolean {
 
 /** What may be logged and stored of an error: our own words, never upstream text. */
 export function describeError(error: unknown): string {
-  if (error instanceof OpenBaoError || endsTheRun(error)) return (error as Error).message;
+  if (error instanceof OpenBaoError || error instanceof TargetError || endsTheRun(error)) {
+    return (error as Error).message;
+  }
   const code = (error as { code?: unknown } | null)?.code;
   // pg and node:net errors: the code says enough; their messages may quote statements.
   return typeof code === 'string' ? `target error ${code}` : 'unexpected error';
@@ -123,6 +136,11 @@ export async function runRotation(
   const holder = stored.record.holder;
   if (holder !== undefined && holder.id !== options.instanceId && holder.until > now()) {
     return { outcome: 'busy' };
+  }
+  // A promoted run waiting for its grace period: nothing to do, and nothing is written.
+  const waitingUntil = stored.record.run?.finishAfter;
+  if (waitingUntil !== undefined && Date.parse(waitingUntil) > now()) {
+    return { outcome: 'waiting', until: waitingUntil };
   }
   if (
     !options.force &&
@@ -184,8 +202,12 @@ export async function runRotation(
       log.info({ rotation: name, rotationId: run.id, step: run.step }, 'rotation resumed');
     }
     const current: RotationRun = run;
-    const advance = async (to: RotationRun['step'], extra: RecordPatch = {}) => {
-      run = { ...current, step: to };
+    const advance = async (
+      to: RotationRun['step'],
+      extra: RecordPatch = {},
+      fields: Partial<RotationRun> = {},
+    ) => {
+      run = { ...current, ...fields, step: to };
       await save({ run, ...extra });
     };
 
@@ -215,15 +237,41 @@ export async function runRotation(
       await save({});
       version = await retrying('promote', () => driver.promote(current));
       await boundary('promote-applied');
-      await advance('promoted', { lastVersion: version });
+      await advance(
+        'promoted',
+        { lastVersion: version },
+        { promotedAt: new Date(now()).toISOString() },
+      );
       await boundary('promoted');
     }
     step = 'finish';
-    await retrying('finish', () => driver.finish(current));
+    const promoted: RotationRun = run;
+    const finishAt = graceEnd(promoted, driver.finishAfterMs, now());
+    if (finishAt !== undefined && finishAt > now()) {
+      // The previous value keeps working for its grace period; the run stays recorded
+      // and the first run after `finishAfter` retires it.
+      const finishAfter = new Date(finishAt).toISOString();
+      await save(
+        {
+          run: { ...promoted, finishAfter },
+          lastSuccess: promoted.promotedAt ?? new Date(now()).toISOString(),
+          lastOutcome: 'rotated',
+          lastError: undefined,
+          failures: 0,
+        },
+        false,
+      );
+      log.info(
+        { rotation: name, rotationId: promoted.id, version, finishAfter },
+        'rotation promoted; the previous value is retired after the grace period',
+      );
+      return { outcome: 'rotated', version: version ?? '', resumed, finishAfter };
+    }
+    await retrying('finish', () => driver.finish(promoted));
     await save(
       {
         run: undefined,
-        lastSuccess: new Date(now()).toISOString(),
+        lastSuccess: promoted.promotedAt ?? new Date(now()).toISOString(),
         lastOutcome: 'rotated',
         lastError: undefined,
         failures: 0,
@@ -232,6 +280,7 @@ export async function runRotation(
     );
     await boundary('finished');
     log.info({ rotation: name, rotationId: current.id, version, resumed }, 'rotation finished');
+    if (promoted.finishAfter !== undefined) return { outcome: 'finished', version: version ?? '' };
     return { outcome: 'rotated', version: version ?? '', resumed };
   } catch (error) {
     if (error instanceof LockLostError) {
@@ -287,4 +336,17 @@ export async function runRotation(
     log.info({ rotation: name, step }, 'rotation paused for shutdown; the next holder resumes it');
     return { outcome: 'stopped' };
   }
+}
+
+/** When a promoted run may call `finish`: its promotion plus the driver's grace period. */
+function graceEnd(
+  run: RotationRun,
+  finishAfterMs: number | undefined,
+  now: number,
+): number | undefined {
+  if (finishAfterMs === undefined || finishAfterMs <= 0) return undefined;
+  if (run.finishAfter !== undefined) return Date.parse(run.finishAfter);
+  const promotedAt = run.promotedAt === undefined ? Number.NaN : Date.parse(run.promotedAt);
+  // A run promoted by a broker that did not record promotedAt: its grace starts now.
+  return (Number.isNaN(promotedAt) ? now : promotedAt) + finishAfterMs;
 }

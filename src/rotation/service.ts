@@ -15,7 +15,9 @@ import {
   type RotationOutcome,
   runRotation,
 } from './protocol.js';
+import { createApplicationCredentialDriver } from './providers/application-credential.js';
 import { createBrokerAppRoleDriver } from './providers/broker-approle.js';
+import { createCommandDriver } from './providers/command.js';
 import { createGeneratedKvDriver, KvSecret } from './providers/kv.js';
 import { createPostgresDriver } from './providers/postgres.js';
 import { createStaticRoleDriver } from './providers/static-role.js';
@@ -63,6 +65,8 @@ export interface RotationStatus {
   readonly nextRun: string;
   /** The recorded step of a run in progress. */
   readonly step?: string;
+  /** A promoted run waiting for its grace period retires the previous value after this. */
+  readonly finishAfter?: string;
   readonly lastError?: { readonly at: string; readonly step: string; readonly message: string };
   readonly failures: number;
   readonly lockedBy?: string;
@@ -138,6 +142,18 @@ export function createRotationService(options: RotationServiceOptions): Rotation
       return createStaticRoleDriver(options.openbao, target.mount, target.role);
     }
     const secret = kvSecret(secrets, rotation.secret ?? '');
+    if (target.kind === 'application-credential') {
+      return createApplicationCredentialDriver(options.openbao, secret, target, {
+        rotation: rotation.name,
+        rotator: kvSecret(secrets, target.rotator).ref,
+      });
+    }
+    if (target.kind === 'command') {
+      return createCommandDriver(options.openbao, secret, target, {
+        rotation: rotation.name,
+        ...(rotation.generate ? { generate: rotation.generate } : {}),
+      });
+    }
     const spec = rotation.generate;
     if (spec === undefined)
       throw new UnknownRotationError(`rotation ${rotation.name} has no generate`);
@@ -244,6 +260,7 @@ export function createRotationService(options: RotationServiceOptions): Rotation
       ...(record.lastOutcome ? { lastOutcome: record.lastOutcome } : {}),
       nextRun: nextDue(rotation, record, at).toISOString(),
       ...(record.run ? { step: record.run.step } : {}),
+      ...(record.run?.finishAfter ? { finishAfter: record.run.finishAfter } : {}),
       ...(record.lastError ? { lastError: record.lastError } : {}),
       failures: record.failures ?? 0,
       ...(record.holder && record.holder.until > at.getTime()

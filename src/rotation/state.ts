@@ -20,6 +20,10 @@ export interface RotationRun {
   readonly base: number | string;
   /** The value being rotated in; a secret, so the record lives in OpenBao only. */
   readonly pending: Readonly<Record<string, unknown>>;
+  /** When the pending value became current (set with step `promoted`). */
+  readonly promotedAt?: string;
+  /** A promoted run whose clean-up waits for the driver's grace period: not before this. */
+  readonly finishAfter?: string;
 }
 
 export interface RotationRecord {

@@ -7,7 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROTATION_BOUNDARIES } from '../../src/rotation/protocol.js';
 import { exitOf, runZsb, spawnZsb, waitForOutput } from '../support/process.js';
 import { realOpenBao, uniquePrefix } from '../support/real-openbao.js';
-import { loginProblem, type RotationFixture, setUpRotation } from '../support/rotation-setup.js';
+import {
+  killRotationAt,
+  loginProblem,
+  type RotationFixture,
+  rotationStatus,
+  setUpRotation,
+} from '../support/rotation-setup.js';
 
 const BOUNDARIES = ROTATION_BOUNDARIES;
 
@@ -54,13 +60,7 @@ describe('rotation with real processes', () => {
     'SIGKILL at %s, then a restart: one rotation completes and the current value logs in',
     async (boundary) => {
       const before = await fx.kv('single');
-      const child = spawnZsb(['rotate', 'app-db', '--config', fx.configFile], {
-        cwd: fx.dir,
-        env: { ZSB_ROTATION_PAUSE_AT: boundary },
-      });
-      await waitForOutput(child, new RegExp(`paused at ${boundary}`), 30000, 'stderr');
-      child.kill('SIGKILL');
-      await exitOf(child);
+      await killRotationAt(fx, 'app-db', boundary);
 
       const crashed = await fx.state('app-db');
       // One run slot: at most one pending value, whatever step the crash hit.
@@ -150,13 +150,7 @@ describe('rotation with real processes', () => {
       const result = await rotate('app-db');
       expect(result.code).toBe(1);
       expect(result.stdout).toContain('app-db: failed at set: target error 28P01');
-      const status = await runZsb(['rotation', 'status', '--json', '--config', fx.configFile], {
-        cwd: fx.dir,
-      });
-      expect(status.code).toBe(0);
-      const entry = (JSON.parse(status.stdout) as Array<Record<string, unknown>>).find(
-        (s) => s.name === 'app-db',
-      );
+      const entry = await rotationStatus(fx, 'app-db');
       expect(entry).toMatchObject({
         step: 'created',
         lastOutcome: 'failed',
@@ -179,13 +173,7 @@ describe('rotation with real processes', () => {
   it('aborts without overwriting when the secret is edited during the rotation', async () => {
     const bao = realOpenBao();
     const before = await fx.kv('single');
-    const child = spawnZsb(['rotate', 'app-db', '--config', fx.configFile], {
-      cwd: fx.dir,
-      env: { ZSB_ROTATION_PAUSE_AT: 'set' },
-    });
-    await waitForOutput(child, /paused at set/, 30000, 'stderr');
-    child.kill('SIGKILL');
-    await exitOf(child);
+    await killRotationAt(fx, 'app-db', 'set');
     // An operator resets the password by hand meanwhile (in KV and on the server).
     const manual = 'SetByHand1234567890';
     await bao.admin.kvWrite('secret', fx.paths.single, { ...before.data, password: manual });

@@ -15,6 +15,7 @@ import { stringify } from 'yaml';
 import { compileOpenBaoSetup } from '../../src/policy/compile.js';
 import { formatProblem, parsePolicyFiles } from '../../src/policy/load.js';
 import { stateKey } from '../../src/rotation/state.js';
+import { exitOf, runZsb, spawnZsb, waitForOutput } from './process.js';
 import { baoRequest, realOpenBao } from './real-openbao.js';
 
 export function pgServer() {
@@ -132,6 +133,50 @@ export async function setUpRotation(
       ].join('\n'),
     '',
   ].join('\n');
+  const { dir, configFile, state } = await rotationBroker(prefix, policyYaml, options.extraConfig);
+
+  return {
+    prefix,
+    dir,
+    configFile,
+    users,
+    paths,
+    async kv(name) {
+      const entry = await bao.admin.kvRead('secret', paths[name]);
+      if (entry === null) throw new Error(`no secret ${paths[name]}`);
+      return { data: { ...entry.data }, version: entry.version };
+    },
+    state,
+    async cleanup() {
+      for (const user of Object.values(users)) {
+        await pgAdminQuery(`DROP ROLE IF EXISTS "${user}"`).catch(() => undefined);
+      }
+      await baoRequest(bao.address, 'DELETE', `secret/metadata/${prefix}`, {
+        token: bao.rootToken,
+      }).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RotationBroker {
+  readonly dir: string;
+  readonly configFile: string;
+  /** The rotation's state record (lock, run in progress, last outcome). */
+  state(rotation: string): Promise<Record<string, unknown> | undefined>;
+}
+
+/**
+ * A policy directory holding `policyYaml`, a broker token with exactly the ACL policy
+ * `zsb policy compile` makes for it, and a configuration file for `zsb rotate` processes
+ * (lock TTL 1 s, so a killed holder's lock expires quickly). The caller removes `dir`.
+ */
+export async function rotationBroker(
+  prefix: string,
+  policyYaml: string,
+  extraConfig: Record<string, unknown> = {},
+): Promise<RotationBroker> {
+  const bao = realOpenBao();
   const dir = await mkdtemp(path.join(tmpdir(), 'zsb-rot-'));
   await mkdir(path.join(dir, 'policies'));
   await writeFile(path.join(dir, 'policies', 'rotations.yaml'), policyYaml);
@@ -170,21 +215,13 @@ export async function setUpRotation(
       watchPolicies: false,
       rotation: { lockTtlSeconds: 1 },
       log: { level: 'warn' },
-      ...options.extraConfig,
+      ...extraConfig,
     }),
   );
 
   return {
-    prefix,
     dir,
     configFile,
-    users,
-    paths,
-    async kv(name) {
-      const entry = await bao.admin.kvRead('secret', paths[name]);
-      if (entry === null) throw new Error(`no secret ${paths[name]}`);
-      return { data: { ...entry.data }, version: entry.version };
-    },
     async state(rotation) {
       const entry = await bao.admin.kvRead(
         'secret',
@@ -192,14 +229,43 @@ export async function setUpRotation(
       );
       return entry === null ? undefined : { ...entry.data };
     },
-    async cleanup() {
-      for (const user of Object.values(users)) {
-        await pgAdminQuery(`DROP ROLE IF EXISTS "${user}"`).catch(() => undefined);
-      }
-      await baoRequest(bao.address, 'DELETE', `secret/metadata/${prefix}`, {
-        token: bao.rootToken,
-      }).catch(() => undefined);
-      await rm(dir, { recursive: true, force: true });
-    },
   };
+}
+
+/** Where `zsb rotate` processes find their configuration. */
+interface RotateSetting {
+  readonly configFile: string;
+  readonly dir: string;
+}
+
+/**
+ * Runs `zsb rotate NAME` until it pauses at `boundary` (ZSB_ROTATION_PAUSE_AT), calls
+ * `whilePaused`, then SIGKILLs it there and waits for it to exit.
+ */
+export async function killRotationAt(
+  setting: RotateSetting,
+  name: string,
+  boundary: string,
+  whilePaused: () => Promise<void> = async () => {},
+): Promise<void> {
+  const child = spawnZsb(['rotate', name, '--config', setting.configFile], {
+    cwd: setting.dir,
+    env: { ZSB_ROTATION_PAUSE_AT: boundary },
+  });
+  await waitForOutput(child, new RegExp(`paused at ${boundary}`), 30000, 'stderr');
+  await whilePaused();
+  child.kill('SIGKILL');
+  await exitOf(child);
+}
+
+/** One rotation's entry of `zsb rotation status --json`. */
+export async function rotationStatus(
+  setting: RotateSetting,
+  name: string,
+): Promise<Record<string, unknown> | undefined> {
+  const status = await runZsb(['rotation', 'status', '--json', '--config', setting.configFile], {
+    cwd: setting.dir,
+  });
+  if (status.code !== 0) throw new Error(`zsb rotation status failed: ${status.stderr}`);
+  return (JSON.parse(status.stdout) as Array<Record<string, unknown>>).find((s) => s.name === name);
 }

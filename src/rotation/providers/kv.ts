@@ -27,25 +27,36 @@ export class KvSecret {
     return (await this.openbao.kvRead(this.ref.mount, this.ref.path)) ?? { data: {}, version: 0 };
   }
 
-  async checkUnchanged(run: RotationRun): Promise<void> {
+  /** `promotedBy` recognises this run's own value (default: the pending value itself). */
+  async checkUnchanged(
+    run: RotationRun,
+    promotedBy: (data: Readonly<Record<string, unknown>>) => boolean = (data) =>
+      sameJson(data, run.pending),
+  ): Promise<void> {
     const latest = await this.current();
     if (latest.version === run.base) return;
-    if (sameJson(latest.data, run.pending)) return; // promoted by this run already
+    if (promotedBy(latest.data)) return; // promoted by this run already
     throw new ConflictError(
       `the secret changed during the rotation (version ${String(run.base)} → ${latest.version}); nothing was overwritten`,
     );
   }
 
-  async promote(run: RotationRun): Promise<number> {
+  /** Writes `value` (default: the pending value) by check-and-set on the run's base. */
+  async promote(
+    run: RotationRun,
+    value: Readonly<Record<string, unknown>> = run.pending,
+    promotedBy: (data: Readonly<Record<string, unknown>>) => boolean = (data) =>
+      sameJson(data, value),
+  ): Promise<number> {
     try {
-      const written = await this.openbao.kvWrite(this.ref.mount, this.ref.path, run.pending, {
+      const written = await this.openbao.kvWrite(this.ref.mount, this.ref.path, value, {
         cas: Number(run.base),
       });
       return written.version;
     } catch (error) {
       if (!(error instanceof OpenBaoError && error.kind === 'cas_mismatch')) throw error;
       const latest = await this.current();
-      if (sameJson(latest.data, run.pending)) return latest.version;
+      if (promotedBy(latest.data)) return latest.version;
       throw new ConflictError(
         `the secret changed during the rotation (version ${String(run.base)} → ${latest.version}); nothing was overwritten`,
       );

@@ -106,6 +106,32 @@ describe('zsb policy check', SLOW, () => {
     expect(run.stdout).toContain('ok (2 secrets, 2 grants, 0 rotations in 2 files, 2 warnings)');
   });
 
+  it('warns when an application credential grace is shorter than the ttl of a grant allowing it', async () => {
+    const policies = await policyDir('short-grace', {
+      'p.yaml': [
+        'secrets:',
+        '  cloud: { kv: { mount: secret, path: zuul/scs/cloud } }',
+        '  rotator: { kv: { mount: secret, path: zsb/keystone/scs } }',
+        'grants:',
+        '  - name: nightly',
+        '    match: { tenant: scs, project: p, secret: s, pipeline: periodic, job: check }',
+        '    allow: [cloud]',
+        '    ttl: 1h',
+        'rotations:',
+        '  - secret: cloud',
+        '    every: 7d',
+        '    target: { applicationCredential: { rotator: rotator, grace: 10m } }',
+        '',
+      ].join('\n'),
+    });
+    const run = await zsb('policy', 'check', policies);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe(
+      "p.yaml:10:5: warning short-grace: rotation 'cloud' grace 10m is shorter than the ttl 1h of grant 'nightly': a job that fetched the previous credential just before a rotation loses it while it runs; set grace to at least 1h\n",
+    );
+    expect(run.stdout).toContain('ok (2 secrets, 1 grants, 1 rotations in 1 files, 1 warnings)');
+  });
+
   it('says nothing when it does not know which projects are config projects', async () => {
     const policies = await policyDir('no-section', { 'p.yaml': POLICY });
     const run = await zsb('policy', 'check', policies);

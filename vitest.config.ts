@@ -25,6 +25,21 @@ const backupProject = {
   },
 };
 
+// Credential rotation against real OpenStack Keystone and a real docker-registry
+// (docs/rotation.md): `npm run test:credentials` (ZSB_CREDENTIAL_TESTS=1) after
+// `npm run setup:keystone`. Each file starts its own Keystone: one file at a time.
+const credentialsProject = {
+  test: {
+    name: 'credentials',
+    include: ['test/credentials/**/*.test.ts'],
+    setupFiles: ['test/support/canary-setup.ts'],
+    globalSetup: ['test/support/openbao-global-setup.ts'],
+    fileParallelism: false,
+    testTimeout: 60000,
+    hookTimeout: 120000,
+  },
+};
+
 export default defineConfig({
   test: {
     // Root project: runs once per run, whichever projects run (the whole-run canary scan).
@@ -59,6 +74,7 @@ export default defineConfig({
       // per file; several minutes on two cores, so only with ZSB_BACKUP_TESTS=1
       // (`npm run test:backup`).
       ...(process.env.ZSB_BACKUP_TESTS ? [backupProject] : []),
+      ...(process.env.ZSB_CREDENTIAL_TESTS ? [credentialsProject] : []),
     ],
   },
 });

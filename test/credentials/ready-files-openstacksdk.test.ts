@@ -22,8 +22,8 @@ import {
   passwordToken,
   startKeystone,
 } from '../support/keystone.js';
+import { type PolicyBroker, startPolicyBroker } from '../support/policy-broker.js';
 import { ROOT } from '../support/process.js';
-import { type ReadyFilesBroker, startReadyFilesBroker } from '../support/ready-files-broker.js';
 
 const PYTHON = path.join(ROOT, '.venv-openstack', 'bin', 'python');
 const CLOUD = 'scs-compliance';
@@ -91,7 +91,7 @@ async function authenticateWith(file: string, home: string) {
 }
 
 let keystone: Keystone;
-let env: ReadyFilesBroker;
+let env: PolicyBroker;
 let credential: Credential;
 let user: KeystoneUser;
 let work: string;
@@ -121,7 +121,7 @@ beforeAll(async () => {
     project: 'scs-compliance',
   });
   credential = await createApplicationCredential(keystone, user);
-  env = await startReadyFilesBroker('openstacksdk', policy(keystone.authUrl, keystone.region), {
+  env = await startPolicyBroker('openstacksdk', policy(keystone.authUrl, keystone.region), {
     clouds: {
       application_credential_id: credential.id,
       application_credential_secret: credential.secret,

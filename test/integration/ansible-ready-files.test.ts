@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireAnsiblePlaybook, runPlaybook, tail, ZUUL_DIR } from '../support/ansible.js';
 import { canaryValue } from '../support/canary.js';
-import { type ReadyFilesBroker, startReadyFilesBroker } from '../support/ready-files-broker.js';
+import { type PolicyBroker, startPolicyBroker } from '../support/policy-broker.js';
 
 const FETCH = path.join(ZUUL_DIR, 'playbooks', 'broker-fetch.yaml');
 const FORGET = path.join(ZUUL_DIR, 'playbooks', 'broker-forget.yaml');
@@ -37,10 +37,10 @@ grants:
     allow: [registry-robot, git-netrc, no-file]
 `;
 
-let env: ReadyFilesBroker;
+let env: PolicyBroker;
 
 beforeAll(async () => {
-  env = await startReadyFilesBroker('ansible-files', POLICY, { robot: ROBOT, netrc: NETRC });
+  env = await startPolicyBroker('ansible-files', POLICY, { robot: ROBOT, netrc: NETRC });
 }, 60000);
 
 afterAll(async () => {

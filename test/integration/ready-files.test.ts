@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canaryValue } from '../support/canary.js';
 import { brokerCall } from '../support/http.js';
-import { type ReadyFilesBroker, startReadyFilesBroker } from '../support/ready-files-broker.js';
+import { type PolicyBroker, startPolicyBroker } from '../support/policy-broker.js';
 import { baoRequest } from '../support/real-openbao.js';
 
 const ROBOT = { username: 'robot$scs+image-build', password: canaryValue('robot') };
@@ -44,12 +44,12 @@ const DOCKER_CONFIG = `${JSON.stringify(
   2,
 )}\n`;
 
-let env: ReadyFilesBroker;
+let env: PolicyBroker;
 const fetchAs = (body: unknown) =>
   brokerCall(env.broker.url, 'POST', '/v1/fetch', env.issuer.mint(), body);
 
 beforeAll(async () => {
-  env = await startReadyFilesBroker('ready-files', POLICY, {
+  env = await startPolicyBroker('ready-files', POLICY, {
     robot: ROBOT,
     netrc: NETRC,
     spaced: SPACED,

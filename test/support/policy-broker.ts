@@ -1,8 +1,8 @@
 /**
- * A broker in-process against the real OpenBao with the ready-file secrets of a test: KV
- * entries seeded under a unique prefix (`{prefix}` in the policy text), an ACL that reads
- * them and revokes wrapping tokens, and a loopback Zuul issuer. Shared by the fetch, the
- * Ansible role and the openstacksdk tests of ready files.
+ * A broker in-process against the real OpenBao with a test's own policy file: KV entries
+ * seeded under the suite's prefix (`{prefix}` in the policy text), the broker's own token
+ * with an ACL that reads below the prefix and revokes wrapping tokens, and a loopback Zuul
+ * issuer. For suites about what a job gets from a fetch (fetch, ready files, the roles).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,7 +15,7 @@ import { realOpenBao, uniquePrefix } from './real-openbao.js';
 
 export const AUDIENCE = 'https://secrets.example.org';
 
-export interface ReadyFilesBroker {
+export interface PolicyBroker {
   readonly broker: RunningBroker;
   readonly issuer: ZuulIssuer;
   readonly logs: LogCapture;
@@ -26,17 +26,25 @@ export interface ReadyFilesBroker {
   close(): Promise<void>;
 }
 
+export interface PolicyBrokerOptions {
+  /** The prefix, when the test needs it before the broker starts (default: a fresh one). */
+  readonly prefix?: string;
+  /** Where the broker's log goes (default: a new capture). */
+  readonly logs?: LogCapture;
+}
+
 /**
  * `entries` maps a KV path below the prefix to its data; `policy` is a policy file in
  * which `{prefix}` stands for the suite's prefix.
  */
-export async function startReadyFilesBroker(
+export async function startPolicyBroker(
   suite: string,
   policy: string,
   entries: Readonly<Record<string, Record<string, unknown>>>,
-): Promise<ReadyFilesBroker> {
+  options: PolicyBrokerOptions = {},
+): Promise<PolicyBroker> {
   const bao = realOpenBao();
-  const prefix = uniquePrefix(suite);
+  const prefix = options.prefix ?? uniquePrefix(suite);
   const dir = await mkdtemp(path.join(tmpdir(), `zsb-${suite}-`));
   for (const [entry, data] of Object.entries(entries)) {
     await bao.admin.kvWrite('secret', `${prefix}/${entry}`, data);
@@ -53,7 +61,7 @@ export async function startReadyFilesBroker(
   await writeFile(path.join(dir, 'token'), token.token, { mode: 0o600 });
   await writeFile(path.join(dir, 'policies.yaml'), policy.replaceAll('{prefix}', prefix));
   const issuer = await ZuulIssuer.start({ modulusLength: 2048 });
-  const logs = new LogCapture();
+  const logs = options.logs ?? new LogCapture();
   let broker: RunningBroker;
   try {
     broker = await startBroker(

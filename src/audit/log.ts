@@ -48,6 +48,8 @@ export interface AuditedSecret {
   readonly buildTokenAccessor?: string;
   /** Serial of an issued certificate (public, written as is). */
   readonly certificateSerial?: string;
+  /** The format of the ready file delivered with it (docs/ready-files.md). */
+  readonly file?: string;
 }
 
 export interface IssuedEvent {
@@ -385,6 +387,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
           accessors: hmacAll(s.accessors),
           ...(s.buildTokenAccessor === undefined ? {} : { buildToken: hmac(s.buildTokenAccessor) }),
           ...(s.certificateSerial === undefined ? {} : { serial: s.certificateSerial }),
+          ...(s.file === undefined ? {} : { file: s.file }),
         })),
       }),
     denied: (e) =>

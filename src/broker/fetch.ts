@@ -12,6 +12,8 @@ import { UnsafePathError } from '../openbao/paths.js';
 import { decide } from '../policy/decide.js';
 import { renderSecretPath } from '../policy/paths.js';
 import type { PolicySet, SecretGrantDecision } from '../policy/types.js';
+import { renderFile } from '../render/render.js';
+import type { RenderedFile } from '../render/types.js';
 import type { DeliveredSecret } from './delivered.js';
 import { BuildSession, type DynamicDeps, forgetBuild, type Undo, undoAll } from './dynamic.js';
 import { FORBIDDEN_DETAIL, failure, failureFromError, type Result } from './failure.js';
@@ -60,6 +62,11 @@ class MissingSecretError extends Error {
   override readonly name = 'MissingSecretError';
 }
 
+/** The secret's data cannot be made into its declared file; the message names no value. */
+class RenderFailedError extends Error {
+  override readonly name = 'RenderFailedError';
+}
+
 /** A failure after which something may have been created: carries what to undo. */
 class DeliveryError extends Error {
   override readonly name = 'DeliveryError';
@@ -77,6 +84,7 @@ async function deliverKv(
   const rendered = renderSecretPath(source.path, identity);
   // Surfaces as 403 through failureFromError, with the reason kept for the log.
   if (!rendered.ok) throw new UnsafePathError(rendered.reason);
+  const render = granted.secret.render;
   const wrapped = (w: WrappedResponse): Delivery => ({
     name,
     undo: [{ kind: 'accessor', accessor: w.accessor }],
@@ -86,11 +94,13 @@ async function deliverKv(
         ttl: w.ttlSeconds,
         expiresAt: new Date((deps.now?.() ?? Date.now()) + w.ttlSeconds * 1000).toISOString(),
       },
+      ...(render === undefined ? {} : { file: { format: render.format } }),
     },
   });
   // A whole entry is wrapped by OpenBao as it reads it; selected keys are read, picked and
-  // then wrapped, so the wrapping never holds keys the policy does not deliver.
-  if (wrap && !source.keys) {
+  // then wrapped, so the wrapping never holds keys the policy does not deliver. A ready
+  // file is rendered by the broker, so its secret is read first and wrapped with the file.
+  if (wrap && !source.keys && render === undefined) {
     return wrapped(
       await deps.openbao.kvReadWrapped(source.mount, rendered.path, deps.wrapTtlSeconds),
     );
@@ -107,8 +117,19 @@ async function deliverKv(
     }
     data = picked;
   }
-  if (wrap) return wrapped(await deps.openbao.wrapData(data, deps.wrapTtlSeconds));
-  return { name, undo: [], secret: { data, version: entry.version, lease: null, expiresAt: null } };
+  let file: RenderedFile | undefined;
+  if (render !== undefined) {
+    const result = renderFile(render, data);
+    if (!result.ok)
+      throw new RenderFailedError(`cannot be rendered as ${render.format}: ${result.reason}`);
+    file = result.file;
+  }
+  if (wrap) {
+    const inside = file === undefined ? data : { data, file };
+    return wrapped(await deps.openbao.wrapData(inside, deps.wrapTtlSeconds));
+  }
+  const value = { data, version: entry.version, lease: null, expiresAt: null };
+  return { name, undo: [], secret: file === undefined ? value : { ...value, file } };
 }
 
 /**
@@ -120,6 +141,14 @@ export function loggableNames(set: PolicySet | undefined, names: readonly string
 }
 
 function failureOf(error: unknown, name: string) {
+  if (error instanceof RenderFailedError) {
+    // Names the secret, the format and the field, never a value: the job can act on it.
+    return failure(
+      'upstream_error',
+      `secret '${name}' ${error.message}`,
+      `secret ${name}: ${error.message}`,
+    );
+  }
   if (error instanceof MissingSecretError) {
     return failure(
       'upstream_error',
@@ -328,6 +357,7 @@ async function decideAndDeliver(
         ),
         ...(session ? { buildTokenAccessor: session.buildToken.accessor } : {}),
         ...(d.certificate ? { certificateSerial: d.certificate.serial } : {}),
+        ...(granted?.secret.render ? { file: granted.secret.render.format } : {}),
       };
     });
     try {

@@ -183,7 +183,7 @@ function printExplanation(e: Explanation): void {
   for (const [name, s] of Object.entries(e.secrets)) {
     out.push(
       s.decision === 'allow'
-        ? `  allow  ${name}  by grant ${s.grant}, ttl ${s.ttl}s, wrap ${s.wrap}`
+        ? `  allow  ${name}  by grant ${s.grant}, ttl ${s.ttl}s, wrap ${s.wrap}${s.file ? `, file ${s.file.summary}` : ''}`
         : `  deny   ${name}  (${s.reason})`,
     );
   }

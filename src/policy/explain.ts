@@ -7,6 +7,7 @@
  */
 import { configProjectWarnings } from './config-projects.js';
 import { decide, matchGrant } from './decide.js';
+import { describeRender } from './render-spec.js';
 import type {
   Grant,
   MatchField,
@@ -30,6 +31,8 @@ export type SecretExplanation =
       readonly grant: string;
       readonly ttl: number;
       readonly wrap: WrapMode;
+      /** The ready file delivered with it (`render:`): format and options, no values. */
+      readonly file?: { readonly format: string; readonly summary: string };
     }
   | {
       readonly decision: 'deny';
@@ -147,6 +150,14 @@ export function explain(
         grant: granted.grant,
         ttl: granted.ttlSeconds,
         wrap: granted.wrap,
+        ...(granted.secret.render === undefined
+          ? {}
+          : {
+              file: {
+                format: granted.secret.render.format,
+                summary: describeRender(granted.secret.render),
+              },
+            }),
       });
       continue;
     }

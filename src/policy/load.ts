@@ -10,6 +10,7 @@ import { readYamlDirectory } from './directory.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { compileGlob } from './glob.js';
 import { checkCommonNameTemplate, checkMount, checkPathTemplate, checkRole } from './paths.js';
+import { RenderSchema, readRenderSpec } from './render-spec.js';
 import {
   ApplicationCredentialTargetSchema,
   applicationCredentialTarget,
@@ -93,6 +94,7 @@ const SecretSchema = z
     database: DatabaseSchema.optional(),
     pki: PkiSchema.optional(),
     token: TokenSchema.optional(),
+    render: RenderSchema.optional(),
   })
   .strict();
 
@@ -314,8 +316,29 @@ class FileChecker {
         `secret kind '${source.kind}' is not supported by this broker version`,
       );
     }
+    const render = this.render(base, raw.render, source);
     if (this.problems.length > before) return undefined;
-    return Object.freeze({ name, source: Object.freeze(source), location });
+    return Object.freeze({
+      name,
+      source: Object.freeze(source),
+      location,
+      ...(render === undefined ? {} : { render }),
+    });
+  }
+
+  /** A `render:` declaration; ready files are made from KV data only (ADR 0015). */
+  private render(base: DataPath, raw: SecretData['render'], source: SecretSource) {
+    if (raw === undefined) return undefined;
+    if (source.kind !== 'kv') {
+      this.check(
+        [...base, 'render'],
+        `ready files are made from kv secrets only (this one is ${source.kind})`,
+      );
+      return undefined;
+    }
+    return readRenderSpec(raw, source.keys, (path, problem) =>
+      this.check([...base, 'render', ...path], problem),
+    );
   }
 
   private noDuplicates(path: DataPath, values: readonly string[], what: string): void {

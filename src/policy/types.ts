@@ -3,6 +3,8 @@
  * Policies are data: this module and its siblings do no network I/O.
  */
 
+import type { RenderSpec } from '../render/types.js';
+
 /** Where a definition came from, for errors and explain output. */
 export interface SourceLocation {
   readonly file: string;
@@ -32,6 +34,8 @@ export interface SecretDefinition {
   readonly name: string;
   readonly source: SecretSource;
   readonly location: SourceLocation;
+  /** The ready file the fetch answer carries besides the data (`render:`, ready-files.md). */
+  readonly render?: RenderSpec;
 }
 
 export type MatchField =

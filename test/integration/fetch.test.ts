@@ -2,22 +2,18 @@
  * End to end against a real OpenBao: a Zuul-format token from a loopback issuer, the broker
  * serving real HTTP with its own least-privilege OpenBao token, secrets read from KV v2.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
 import { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
-import { createLogger, type RunningBroker, startBroker } from '../../src/main.js';
+import type { RunningBroker } from '../../src/main.js';
 import { LogCapture } from '../support/app.js';
 import { brokerCall } from '../support/http.js';
+import { type PolicyBroker, startPolicyBroker } from '../support/policy-broker.js';
 import { baoRequest, realOpenBao, uniquePrefix } from '../support/real-openbao.js';
 
-const AUDIENCE = 'https://secrets.example.org';
 const bao = realOpenBao();
 const prefix = uniquePrefix('fetch');
 const CLOUDS = { username: 'ci', password: `pw-${prefix}`, multi: 'line one\nline two ✓' };
-let dir: string;
+let env: PolicyBroker;
 let issuer: ZuulIssuer;
 let broker: RunningBroker;
 const logs = new LogCapture();
@@ -55,7 +51,6 @@ const call = (method: string, route: string, token: string, body?: unknown) =>
   brokerCall(broker.url, method, route, token, body);
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'zsb-it-'));
   await bao.admin.kvWrite('secret', `${prefix}/scs/standards/clouds`, CLOUDS);
   await bao.admin.kvWrite('secret', `${prefix}/scs/standards/clouds`, CLOUDS); // version 2
   await bao.admin.kvWrite(
@@ -66,34 +61,12 @@ beforeAll(async () => {
   await bao.admin.kvWrite('secret', `${prefix}/other/secret`, { x: 'y' });
   await bao.admin.kvWrite('secret', `${prefix}/picked`, { wanted: 'w', unwanted: 'u' });
   await bao.admin.kvWrite('secret', `not-${prefix}/forbidden`, { x: 'z' });
-  await bao.admin.putAclPolicy(
-    `zsb-${prefix}`,
-    `path "secret/data/${prefix}/*" { capabilities = ["read"] }\npath "auth/token/revoke-accessor" { capabilities = ["update"] }\n`,
-  );
-  const brokerToken = await bao.admin.createToken({
-    policies: [`zsb-${prefix}`],
-    ttlSeconds: 3600,
-    orphan: true,
-  });
-  await writeFile(path.join(dir, 'token'), brokerToken.token, { mode: 0o600 });
-  await writeFile(path.join(dir, 'policies.yaml'), POLICY);
-  issuer = await ZuulIssuer.start({ modulusLength: 2048 });
-  const config = parseConfig({
-    listen: { host: '127.0.0.1', port: 0 },
-    issuers: [{ issuer: issuer.issuer, audience: AUDIENCE }],
-    openbao: {
-      address: bao.address,
-      auth: { method: 'token', tokenFile: path.join(dir, 'token') },
-    },
-    policies: dir,
-  });
-  broker = await startBroker(config, { logger: createLogger('info', logs) });
+  env = await startPolicyBroker('fetch', POLICY, {}, { prefix, logs });
+  ({ broker, issuer } = env);
 });
 
 afterAll(async () => {
-  await broker?.close();
-  await issuer?.close();
-  await rm(dir, { recursive: true, force: true });
+  await env?.close();
 });
 
 describe('a Zuul job fetching from a real OpenBao', () => {

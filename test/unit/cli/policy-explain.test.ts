@@ -68,6 +68,36 @@ describe('policy explain', () => {
     });
   });
 
+  it('shows the ready file a secret is delivered with, without its template text', () => {
+    const set = policySetFrom(`
+secrets:
+  clouds: { kv: { mount: secret, path: zuul/scs/clouds } }
+  robot:
+    kv: { mount: secret, path: zuul/scs/robot, keys: [user, token] }
+    render: { format: docker-config.json, registry: registry.scs.community, fields: { username: user, password: token } }
+  settings:
+    kv: { mount: secret, path: zuul/scs/settings }
+    render: { format: template, template: "user={{ user }}\\ntoken={{ token }}\\n" }
+grants:
+  - name: nightly
+    match: { tenant: scs, pipeline: [periodic-daily] }
+    allow: [clouds, robot, settings]
+`);
+    const e = explain(set, SUBJECT, ['robot', 'settings', 'clouds']);
+    expect(e.secrets.robot).toMatchObject({
+      decision: 'allow',
+      file: {
+        format: 'docker-config.json',
+        summary:
+          'docker-config.json (registry registry.scs.community, username from user, password from token)',
+      },
+    });
+    expect(e.secrets.settings).toMatchObject({
+      file: { format: 'template', summary: 'template of user, token' },
+    });
+    expect(e.secrets.clouds).not.toHaveProperty('file');
+  });
+
   it('warns about pre-merge reach, weak narrowing and cross-tenant globs', () => {
     const kinds = (name: string) => {
       const grant = SET.grants.find((g) => g.name === name);

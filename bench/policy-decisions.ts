@@ -16,6 +16,7 @@ import { decide, matchGrant, preparePolicySet } from '../src/policy/decide.js';
 import { parsePolicyFiles } from '../src/policy/load.js';
 import { forgetParsedFiles, parseSourceWithPositions } from '../src/policy/source.js';
 import type { LoadResult, PolicySet, PolicySubject } from '../src/policy/types.js';
+import { GRANTS_PER_FILE, policyFiles, TENANTS } from './support/policy-files.js';
 
 interface Baseline {
   readonly parsePolicyFiles: typeof parsePolicyFiles;
@@ -34,49 +35,7 @@ const baseline: Baseline | undefined =
       };
 
 const GRANTS = Number(process.argv[2] ?? 10000);
-const TENANTS = 100;
 const DECISIONS = 100000;
-
-const GRANTS_PER_FILE = 500;
-
-/**
- * A realistic mix: per-project grants, per-tenant globs, a few installation-wide grants,
- * spread over files of 500 grants as a large installation would (each file is capped).
- */
-function policyFiles(): { name: string; text: string }[] {
-  const secrets = ['secrets:'];
-  for (let t = 0; t < TENANTS; t++)
-    secrets.push(`  tenant-${t}-secret: { kv: { mount: secret, path: "zuul/t${t}/{project}/s" } }`);
-  secrets.push('  shared: { kv: { mount: secret, path: zuul/shared } }');
-  const files = [{ name: 'secrets.yaml', text: `${secrets.join('\n')}\n` }];
-  let lines: string[] = [];
-  for (let i = 0; i < GRANTS; i++) {
-    if (i % GRANTS_PER_FILE === 0) {
-      if (lines.length > 0)
-        files.push({ name: `grants-${files.length}.yaml`, text: `${lines.join('\n')}\n` });
-      lines = ['grants:'];
-    }
-    const t = i % TENANTS;
-    if (i < TENANTS * 2) {
-      // Two tenant-wide grants per tenant, by project glob.
-      lines.push(
-        `  - name: g${i}`,
-        `    match: { tenant: t${t}, project: "github.com/org${t}/**", pipeline: [post, promote] }`,
-      );
-    } else if (i < TENANTS * 2 + 20) {
-      // A few installation-wide grants (no tenant pinned).
-      lines.push(`  - name: g${i}`, `    match: { job: "global-${i}-*", pipeline: periodic }`);
-    } else {
-      lines.push(
-        `  - name: g${i}`,
-        `    match: { tenant: t${t}, project: github.com/org${t}/repo${i}, secret: openbao-id, pipeline: [post, periodic], job: "deploy-*" }`,
-      );
-    }
-    lines.push(`    allow: [tenant-${t}-secret${i % 7 === 0 ? ', shared' : ''}]`, '    ttl: 15m');
-  }
-  files.push({ name: `grants-${files.length}.yaml`, text: `${lines.join('\n')}\n` });
-  return files;
-}
 
 function subjects(count: number): PolicySubject[] {
   const out: PolicySubject[] = [];
@@ -125,7 +84,7 @@ function measure(
   return result;
 }
 
-const files = policyFiles();
+const files = policyFiles(GRANTS);
 const bytes = files.reduce((n, f) => n + f.text.length, 0);
 const loadOpts = { maxTtlSeconds: 3600 };
 function timeLoad(run: () => LoadResult): { ms: number; result: LoadResult } {

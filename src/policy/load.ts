@@ -505,6 +505,21 @@ function compareProblems(order: ReadonlyMap<string, number>) {
     (order.get(a.file) ?? 0) - (order.get(b.file) ?? 0) || a.line - b.line || a.column - b.column;
 }
 
+/**
+ * What a file parsed before (the same ParsedSource, parseSource's per-file reuse)
+ * contributed, with the options it was checked under: a reload checks only changed
+ * files again, and their unchanged grants stay the same objects, whose compiled
+ * matchers decide.ts keeps. Released with the parsed file.
+ */
+const checkedFiles = new WeakMap<
+  ParsedSource,
+  {
+    readonly optionsKey: string;
+    readonly contribution: FileContribution;
+    readonly problems: readonly PolicyProblem[];
+  }
+>();
+
 /** Validates policy files given as data (pure). Files are taken in the order given. */
 export function parsePolicyFiles(
   files: readonly SourceFile[],
@@ -521,6 +536,13 @@ export function parsePolicyFiles(
       continue;
     }
     const source = parsed.source;
+    const optionsKey = `${opts.maxTtlSeconds}|${(opts.supportedKinds ?? SECRET_KINDS).join(',')}`;
+    const checked = checkedFiles.get(source);
+    if (checked !== undefined && checked.optionsKey === optionsKey) {
+      contributions.push(checked.contribution);
+      problems.push(...checked.problems);
+      continue;
+    }
     const data = source.data === null || source.data === undefined ? {} : source.data;
     const result = PolicyFileSchema.safeParse(data, { reportInput: true });
     if (!result.success) {
@@ -533,8 +555,10 @@ export function parsePolicyFiles(
       continue;
     }
     const checker = new FileChecker(source, opts);
-    contributions.push(checker.run(result.data));
+    const contribution = checker.run(result.data);
+    contributions.push(contribution);
     problems.push(...checker.problems);
+    checkedFiles.set(source, { optionsKey, contribution, problems: checker.problems });
   }
 
   const declared = new Set(contributions.flatMap((c) => c.declaredSecrets));

@@ -287,4 +287,28 @@ describe('parsing a file through the fast path', () => {
     // The same text under another name is another file.
     expect(parseSource({ name: 'q.yaml', text: valid })).not.toBe(first);
   });
+
+  it('checks again on reload only the files that changed, and under other options all of them', () => {
+    const other = yaml('grants:', '  - name: h', '    match: { tenant: t3 }', '    allow: [s]');
+    const load = (text: string, maxTtlSeconds = 3600) => {
+      const result = parsePolicyFiles(
+        [
+          { name: 'p.yaml', text: valid },
+          { name: 'o.yaml', text },
+        ],
+        { maxTtlSeconds },
+      );
+      if (!result.ok) throw new Error(result.problems.map(formatProblem).join('\n'));
+      return result.set;
+    };
+    const before = load(other);
+    const after = load(other.replace('t3', 't4'));
+    expect(after.grants[0]).toBe(before.grants[0]);
+    expect(after.grants[1]).not.toBe(before.grants[1]);
+    expect(after.grants[1]?.match.tenant).toEqual(['t4']);
+    // Another maximum TTL changes what a grant without ttl gets: checked again.
+    const capped = load(other.replace('t3', 't4'), 1800);
+    expect(capped.grants[1]?.ttlSeconds).toBe(1800);
+    expect(capped.grants[0]).not.toBe(after.grants[0]);
+  });
 });

@@ -8,10 +8,15 @@
  * two is compared. The lateness is what a fetch's latency gets added on top of its own.
  *
  *   npx tsx bench/policy-reload.ts [phases]
+ *   BENCH_BASELINE_SRC=/tmp/old/src npx tsx bench/policy-reload.ts
+ *
+ * With BENCH_BASELINE_SRC (an older checkout's src/), each phase also reloads through the
+ * old store, on its own copy of the directory, interleaved with the current one.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { createPolicyStore } from '../src/broker/policy-store.js';
 import { forgetParsedFiles } from '../src/policy/source.js';
 import { policyFiles } from './support/policy-files.js';
@@ -59,6 +64,22 @@ const store = createPolicyStore(dir, { maxTtlSeconds: 3600 });
 const first = await store.reload();
 if (!first.ok) throw new Error(first.problems.slice(0, 3).join('\n'));
 
+const baselineSrc = process.env.BENCH_BASELINE_SRC;
+const baselineDir = await mkdtemp(join(tmpdir(), 'zsb-bench-reload-old-'));
+const baselineStore =
+  baselineSrc === undefined
+    ? undefined
+    : (
+        (await import(pathToFileURL(resolve(baselineSrc, 'broker/policy-store.ts')).href)) as {
+          createPolicyStore: typeof createPolicyStore;
+        }
+      ).createPolicyStore(baselineDir, { maxTtlSeconds: 3600 });
+if (baselineStore !== undefined) {
+  for (const f of files) await writeFile(join(baselineDir, f.name), f.text);
+  const loaded = await baselineStore.reload();
+  if (!loaded.ok) throw new Error(loaded.problems.slice(0, 3).join('\n'));
+}
+
 const rows: string[] = [];
 let version = 0;
 for (let phase = 0; phase < PHASES; phase++) {
@@ -86,11 +107,28 @@ for (let phase = 0; phase < PHASES; phase++) {
     await store.reload();
     fullMs = performance.now() - t;
   });
+  let baselineMs = 0;
+  const baselineRow =
+    baselineStore === undefined
+      ? ''
+      : await pacedPhase(PHASE_MS, async () => {
+          await writeFile(
+            join(baselineDir, changed.name),
+            changed.text.replace('ttl: 15m', `ttl: ${10 + (version % 5)}m`),
+          );
+          const t = performance.now();
+          await baselineStore.reload();
+          baselineMs = performance.now() - t;
+        }).then(
+          (late) =>
+            `; baseline: reload of 1 changed file (${baselineMs.toFixed(0)} ms) ${p(late, 0.99).toFixed(2)} / ${p(late, 1).toFixed(1)}`,
+        );
   rows.push(
     `phase ${phase + 1}: tick lateness p99 / max ms: no reload ${p(quiet, 0.99).toFixed(2)} / ${p(quiet, 1).toFixed(1)}; ` +
       `reload of 1 changed file (${reloadMs.toFixed(0)} ms) ${p(oneFile, 0.99).toFixed(2)} / ${p(oneFile, 1).toFixed(1)}; ` +
-      `reload parsing every file (${fullMs.toFixed(0)} ms) ${p(allFiles, 0.99).toFixed(2)} / ${p(allFiles, 1).toFixed(1)}`,
+      `reload parsing every file (${fullMs.toFixed(0)} ms) ${p(allFiles, 0.99).toFixed(2)} / ${p(allFiles, 1).toFixed(1)}${baselineRow}`,
   );
   console.log(rows[rows.length - 1]);
 }
 await rm(dir, { recursive: true, force: true });
+await rm(baselineDir, { recursive: true, force: true });

@@ -41,7 +41,14 @@ function compileGrant(grant: Grant): CompiledMatch {
       const glob = compileGlob(p);
       return glob.ok ? glob.match : NEVER;
     });
-    compiled.push([field, (value) => matchers.some((m) => m(value))]);
+    // One pattern (the usual case) is matched directly, without a closure over a list.
+    const [only] = matchers;
+    compiled.push([
+      field,
+      matchers.length === 1 && only !== undefined
+        ? only
+        : (value) => matchers.some((m) => m(value)),
+    ]);
   }
   compiledGrants.set(grant, compiled);
   return compiled;
@@ -53,6 +60,12 @@ export function grantAdmits(grant: Grant, field: MatchField, value: string): boo
   return entry === undefined || entry[1](value);
 }
 
+// The answers of matchGrant are shared constants: a decision allocates none of them.
+const MATCHED: GrantMatch = Object.freeze({ matched: true });
+const FAILED = new Map<MatchField, GrantMatch>(
+  MATCH_FIELDS.map((field) => [field, Object.freeze({ matched: false, failedField: field })]),
+);
+
 /**
  * Whether every listed field of the grant matches the subject. An absent field
  * matches anything (so an absent `issuer` means any configured issuer: only
@@ -60,12 +73,16 @@ export function grantAdmits(grant: Grant, field: MatchField, value: string): boo
  * order, so the reported field is stable for `explain`.
  */
 export function matchGrant(grant: Grant, subject: PolicySubject): GrantMatch {
-  for (const [field, matches] of compileGrant(grant)) {
+  const compiled = compileGrant(grant);
+  for (let i = 0; i < compiled.length; i++) {
+    const [field, matches] = compiled[i] as readonly [MatchField, Matcher];
     // A build fact the binding did not supply matches nothing (fail closed).
     const value = subject[field];
-    if (value === undefined || !matches(value)) return { matched: false, failedField: field };
+    if (value === undefined || !matches(value)) {
+      return FAILED.get(field) ?? { matched: false, failedField: field };
+    }
   }
-  return { matched: true };
+  return MATCHED;
 }
 
 /**
@@ -89,6 +106,23 @@ export function preparePolicySet(set: PolicySet): void {
   grantIndexOf(set);
 }
 
+/** Adds the indexes of the matching grants of `buckets` to `matching`. */
+function addMatching(
+  set: PolicySet,
+  subject: PolicySubject,
+  buckets: readonly (readonly number[])[],
+  matching: number[],
+): void {
+  for (let b = 0; b < buckets.length; b++) {
+    const bucket = buckets[b] as readonly number[];
+    for (let k = 0; k < bucket.length; k++) {
+      const i = bucket[k] as number;
+      const grant = set.grants[i];
+      if (grant !== undefined && matchGrant(grant, subject).matched) matching.push(i);
+    }
+  }
+}
+
 /** Matching grants in load order; the index narrows the candidates, the matcher decides. */
 function matchingGrants(
   set: PolicySet,
@@ -96,21 +130,19 @@ function matchingGrants(
   secrets?: readonly string[],
 ): Grant[] {
   const index = grantIndexOf(set);
-  const buckets =
-    secrets === undefined
-      ? index.candidates(subject)
-      : secrets.flatMap((s) => index.candidates(subject, s));
   const matching: number[] = [];
-  for (const bucket of buckets) {
-    for (const i of bucket) {
-      const grant = set.grants[i];
-      if (grant !== undefined && matchGrant(grant, subject).matched) matching.push(i);
-    }
-  }
+  if (secrets === undefined) addMatching(set, subject, index.candidates(subject), matching);
+  else for (const s of secrets) addMatching(set, subject, index.candidates(subject, s), matching);
   // Load order decides ties between equally permissive grants; a grant allowing two
   // requested secrets was found twice.
-  matching.sort((a, b) => a - b);
-  return matching.flatMap((i, k) => (k > 0 && matching[k - 1] === i ? [] : (set.grants[i] ?? [])));
+  if (matching.length > 1) matching.sort((a, b) => a - b);
+  const grants: Grant[] = [];
+  for (let k = 0; k < matching.length; k++) {
+    const i = matching[k] as number;
+    const grant = set.grants[i];
+    if (grant !== undefined && (k === 0 || matching[k - 1] !== i)) grants.push(grant);
+  }
+  return grants;
 }
 
 /**
@@ -118,28 +150,39 @@ function matchingGrants(
  * by at least one matching grant. Undefined and ungranted names both land in
  * `denied` (in request order, without repeats) so a denial never reveals whether
  * a secret exists. The deciding grant is the one with the largest ttl, the first
- * in load order on a tie. An empty request is vacuously allowed with nothing in it.
+ * in load order on a tie; wrapping is combineWrap's union of the allowing grants.
+ * An empty request is vacuously allowed with nothing in it. Runs on every request,
+ * so it walks the matching grants once per name instead of building lists.
  */
 export function decide(set: PolicySet, subject: PolicySubject, names: readonly string[]): Decision {
   // Only grants that allow a requested name can change the answer: the index finds them.
-  const grants = matchingGrants(set, subject, [...new Set(names)]);
+  const grants = matchingGrants(set, subject, names.length === 1 ? names : [...new Set(names)]);
   const denied: string[] = [];
   const secrets = new Map<string, SecretGrantDecision>();
   for (const name of names) {
     if (secrets.has(name) || denied.includes(name)) continue;
     const secret = set.secrets.get(name);
-    const allowing = secret === undefined ? [] : grants.filter((g) => g.allow.includes(name));
-    const [first, ...rest] = allowing;
-    if (secret === undefined || first === undefined) {
+    let deciding: Grant | undefined;
+    let allRequired = true;
+    let allNever = true;
+    if (secret !== undefined) {
+      for (let k = 0; k < grants.length; k++) {
+        const g = grants[k] as Grant;
+        if (!g.allow.includes(name)) continue;
+        if (deciding === undefined || g.ttlSeconds > deciding.ttlSeconds) deciding = g;
+        allRequired &&= g.wrap === 'required';
+        allNever &&= g.wrap === 'never';
+      }
+    }
+    if (secret === undefined || deciding === undefined) {
       denied.push(name);
       continue;
     }
-    const deciding = rest.reduce((best, g) => (g.ttlSeconds > best.ttlSeconds ? g : best), first);
     secrets.set(name, {
       secret,
       grant: deciding.name,
       ttlSeconds: deciding.ttlSeconds,
-      wrap: combineWrap(allowing.map((g) => g.wrap)),
+      wrap: allRequired ? 'required' : allNever ? 'never' : 'optional',
     });
   }
   if (denied.length > 0) return { allowed: false, denied };

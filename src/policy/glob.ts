@@ -34,8 +34,22 @@ export type CompiledGlob =
 
 const MAX_PATTERN_LENGTH = 1024;
 
+const DOT = 46;
+
+/** An empty, `.` or `..` segment; walks the string instead of splitting it (runs per decision). */
 function hasBadSegment(value: string): boolean {
-  return value.split('/').some((segment) => segment === '' || segment === '.' || segment === '..');
+  let start = 0;
+  for (;;) {
+    const slash = value.indexOf('/', start);
+    const end = slash === -1 ? value.length : slash;
+    const length = end - start;
+    if (length === 0) return true;
+    if (length <= 2 && value.charCodeAt(start) === DOT) {
+      if (length === 1 || value.charCodeAt(start + 1) === DOT) return true;
+    }
+    if (slash === -1) return false;
+    start = slash + 1;
+  }
 }
 
 /** Values a wildcard pattern may match at all (see the module comment). */
@@ -126,6 +140,12 @@ export function compileGlob(pattern: string): CompiledGlob {
     (segment): SegmentMatcher =>
       segment === '**' ? { any: true } : { any: false, match: compileSegment(segment) },
   );
+  const [only] = matchers;
+  if (matchers.length === 1 && only !== undefined && !only.any) {
+    // One segment without '**' (e.g. `deploy-*`) matches one segment: no list to build.
+    const matchOne = only.match;
+    return { ok: true, match: (s) => !s.includes('/') && isWellFormedValue(s) && matchOne(s) };
+  }
   return {
     ok: true,
     match: (s) => isWellFormedValue(s) && matchSegments(matchers, s.split('/')),

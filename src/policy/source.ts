@@ -8,6 +8,7 @@ import type { Document } from 'yaml';
 import { isMap, isNode, isScalar, LineCounter, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { showName } from './characters.js';
+import { parseCommonYaml } from './fast-yaml.js';
 import type { PolicyProblem, SourceLocation } from './types.js';
 
 /** Policy files are small and reviewed by people: anything larger is a mistake or an attack. */
@@ -85,10 +86,101 @@ function duplicateKeys(doc: Document): { readonly key: string; readonly offset: 
   return found;
 }
 
+/**
+ * Files parsed before, by name, with their text: a reload parses only the files that
+ * changed (the data is read, never changed, by its users). Bounded like everything else.
+ */
+const MAX_REUSED_FILES = 1000;
+const parsedBefore = new Map<
+  string,
+  { readonly text: string; readonly result: ParseSourceResult }
+>();
+
 export function parseSource(file: SourceFile): ParseSourceResult {
   const decoded = decode(file);
   if (!decoded.ok) return fileProblem(file.name, decoded.message);
   const text = decoded.text;
+  const before = parsedBefore.get(file.name);
+  if (before !== undefined && before.text === text) return before.result;
+  const result = parseText(file.name, text);
+  parsedBefore.delete(file.name);
+  if (parsedBefore.size >= MAX_REUSED_FILES) {
+    const oldest = parsedBefore.keys().next().value;
+    if (oldest !== undefined) parsedBefore.delete(oldest);
+  }
+  parsedBefore.set(file.name, { text, result });
+  return result;
+}
+
+/**
+ * The common subset of YAML goes through the fast parser (fast-yaml.ts, ADR 0016);
+ * line and column of a node are found by the full parser only when first asked for, so
+ * a valid file is parsed once, quickly. Every other file, and every file with an error,
+ * goes through the `yaml` library, which words the errors.
+ */
+function parseText(name: string, text: string): ParseSourceResult {
+  const fast = parseCommonYaml(text);
+  if (fast === undefined) return parseWithPositions(name, text);
+  let full: ParsedSource | undefined;
+  const positions = (): ParsedSource => {
+    if (full === undefined) {
+      const result = parseWithPositions(name, text);
+      // The subset is chosen so that yaml accepts whatever the fast path does.
+      full = result.ok ? result.source : withoutPositions(name, fast.data);
+    }
+    return full;
+  };
+  return {
+    ok: true,
+    source: {
+      name,
+      data: fast.data,
+      locate: (path) => lazyLocation(name, () => positions().locate(path)),
+      locateKey: (path, key) => lazyLocation(name, () => positions().locateKey(path, key)),
+    },
+  };
+}
+
+function withoutPositions(name: string, data: unknown): ParsedSource {
+  const start = (): SourceLocation => ({ file: name, line: 1, column: 1 });
+  return { name, data, locate: start, locateKey: start };
+}
+
+/** A location whose line and column (own, enumerable, like a plain one) are found when read. */
+function lazyLocation(file: string, resolve: () => SourceLocation): SourceLocation {
+  let found: SourceLocation | undefined;
+  const get = (): SourceLocation => {
+    found ??= resolve();
+    return found;
+  };
+  return {
+    file,
+    get line() {
+      return get().line;
+    },
+    get column() {
+      return get().column;
+    },
+  };
+}
+
+/** Forgets the files parsed before (tests and benchmarks measure a first load with it). */
+export function forgetParsedFiles(): void {
+  parsedBefore.clear();
+}
+
+/**
+ * The `yaml` library's parse of a file, with positions: what every file went through
+ * before the fast path; kept callable on its own for the tests and the benchmark that
+ * compare the two.
+ */
+export function parseSourceWithPositions(file: SourceFile): ParseSourceResult {
+  const decoded = decode(file);
+  if (!decoded.ok) return fileProblem(file.name, decoded.message);
+  return parseWithPositions(file.name, decoded.text);
+}
+
+function parseWithPositions(name: string, text: string): ParseSourceResult {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
   const at = (offset: number): { line: number; column: number } => {
@@ -97,14 +189,14 @@ export function parseSource(file: SourceFile): ParseSourceResult {
   };
 
   const problems: PolicyProblem[] = [...doc.errors, ...doc.warnings].map((e) => ({
-    file: file.name,
+    file: name,
     ...at(e.pos[0]),
     message: YAML_MESSAGES[e.code] ?? `YAML: ${e.message}`,
   }));
   if (doc.errors.length === 0) {
     for (const { key, offset } of duplicateKeys(doc)) {
       problems.push({
-        file: file.name,
+        file: name,
         ...at(offset),
         message: `duplicate key '${showName(key)}'`,
       });
@@ -121,21 +213,21 @@ export function parseSource(file: SourceFile): ParseSourceResult {
       e instanceof Error && /alias/i.test(e.message)
         ? `too many YAML alias expansions (at most ${MAX_ALIAS_COUNT} are allowed)`
         : 'YAML document could not be converted to data';
-    return fileProblem(file.name, message);
+    return fileProblem(name, message);
   }
 
   const locateNode = (path: DataPath): SourceLocation => {
     for (let n = path.length; n >= 0; n--) {
       const offset = nodeOffset(doc, path.slice(0, n));
-      if (offset !== undefined) return { file: file.name, ...at(offset) };
+      if (offset !== undefined) return { file: name, ...at(offset) };
     }
-    return { file: file.name, line: 1, column: 1 };
+    return { file: name, line: 1, column: 1 };
   };
 
   return {
     ok: true,
     source: {
-      name: file.name,
+      name,
       data,
       locate: locateNode,
       locateKey(path, key) {
@@ -143,7 +235,7 @@ export function parseSource(file: SourceFile): ParseSourceResult {
         if (isMap(parent)) {
           for (const pair of parent.items) {
             if (isScalar(pair.key) && String(pair.key.value) === key && pair.key.range) {
-              return { file: file.name, ...at(pair.key.range[0]) };
+              return { file: name, ...at(pair.key.range[0]) };
             }
           }
         }

@@ -283,8 +283,11 @@ describe('zuul-web cannot say', () => {
     '%s: unavailable, never allowed; readiness degraded until an answer comes',
     async (_what, answer, outcome) => {
       const web = fakeZuulWeb({ [RUNNING_UUID]: [answer, json(buildAnswer())] });
-      const { binder, outcomes } = binderFor(web);
+      // With an auth token configured, so that its absence from the reason means something.
+      const authTokens = new Map([[ISSUER, 'eyJ.a.b']]);
+      const { binder, outcomes } = binderFor(web, {}, { authTokens });
       const result = await binder.confirm(identity());
+      expect(web.requests[0]?.authorization).toBe('Bearer eyJ.a.b');
       expect(result).toMatchObject({ ok: false, kind: 'unavailable' });
       if (!result.ok) expect(result.reason).not.toContain('eyJ');
       expect(outcomes).toEqual([outcome]);

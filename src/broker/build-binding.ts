@@ -160,7 +160,16 @@ class IssuerBinding {
   }
 
   async #lookup(tenant: string, build: string): Promise<Entry> {
-    const found = await fetchBuildRecord(this.#webUrl, tenant, build, this.#fetchOptions());
+    let found: Awaited<ReturnType<typeof fetchBuildRecord>>;
+    try {
+      found = await fetchBuildRecord(this.#webUrl, tenant, build, this.#fetchOptions());
+    } catch (error) {
+      // Counted here, once per zuul-web request, not once per request that shared it.
+      this.#options.onLookup?.(
+        error instanceof IssuerDocumentError ? error.outcome : 'unreachable',
+      );
+      throw error;
+    }
     const checkedAt = this.#now();
     this.#lastAnswerAt = checkedAt;
     this.#lastFailure = undefined;
@@ -199,13 +208,12 @@ class IssuerBinding {
 
   #failed(error: unknown): string {
     // Only these carry checked, credential-free text; anything else gets a fixed phrase.
-    const known = error instanceof IssuerDocumentError;
-    const reason = known
-      ? error.reason
-      : error instanceof ZuulWebError
-        ? `project list: ${error.message}`
-        : 'zuul-web lookup failed';
-    this.#options.onLookup?.(known ? error.outcome : 'unreachable');
+    const reason =
+      error instanceof IssuerDocumentError
+        ? error.reason
+        : error instanceof ZuulWebError
+          ? `project list: ${error.message}`
+          : 'zuul-web lookup failed';
     this.#lastFailure = { reason, at: this.#now() };
     return `zuul-web: ${reason}`;
   }

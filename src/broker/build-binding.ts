@@ -92,6 +92,12 @@ class IssuerBinding {
   readonly #cache: LRUCache<string, Entry>;
   readonly #inFlight = new Map<string, Promise<Entry>>();
   readonly #projects: TenantProjectNames;
+  /** How every zuul-web request of this issuer is sent (a build record's size: maxBytes). */
+  readonly #request: {
+    readonly fetchImpl: typeof fetch;
+    readonly timeoutMs: number;
+    readonly authorization?: string;
+  };
   #lastFailure: { readonly reason: string; readonly at: number } | undefined;
   #lastAnswerAt: number | undefined;
 
@@ -102,20 +108,16 @@ class IssuerBinding {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#cache = new LRUCache({ max: config.maxEntries });
-    this.#projects = new TenantProjectNames(this.#webUrl, {
-      ...this.#fetchOptions(),
-      ...(options.now === undefined ? {} : { now: options.now }),
-    });
-  }
-
-  #fetchOptions() {
-    const token = this.#options.authTokens?.get(this.#issuer);
-    return {
-      fetchImpl: this.#options.fetchImpl ?? globalThis.fetch,
-      timeoutMs: this.#config.timeoutMs,
-      maxBytes: this.#config.maxBytes,
+    const token = options.authTokens?.get(issuer.issuer);
+    this.#request = {
+      fetchImpl: options.fetchImpl ?? globalThis.fetch,
+      timeoutMs: config.timeoutMs,
       ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
     };
+    this.#projects = new TenantProjectNames(this.#webUrl, {
+      ...this.#request,
+      ...(options.now === undefined ? {} : { now: options.now }),
+    });
   }
 
   async confirm(identity: JobIdentity): Promise<BindingResult> {
@@ -162,7 +164,10 @@ class IssuerBinding {
   async #lookup(tenant: string, build: string): Promise<Entry> {
     let found: Awaited<ReturnType<typeof fetchBuildRecord>>;
     try {
-      found = await fetchBuildRecord(this.#webUrl, tenant, build, this.#fetchOptions());
+      found = await fetchBuildRecord(this.#webUrl, tenant, build, {
+        ...this.#request,
+        maxBytes: this.#config.maxBytes,
+      });
     } catch (error) {
       // Counted here, once per zuul-web request, not once per request that shared it.
       this.#options.onLookup?.(

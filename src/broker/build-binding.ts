@@ -25,7 +25,7 @@ import type { JobIdentity } from '../identity/types.js';
 import { type BuildRecord, fetchBuildRecord } from '../zuul/build-record.js';
 import { TenantProjectNames } from '../zuul/project-names.js';
 import { ZuulWebError } from '../zuul/tenant-projects.js';
-import { failure, type Result } from './failure.js';
+import { failure, type Result, UNAUTHENTICATED_DETAIL } from './failure.js';
 import { auditUnavailable, loggableNames } from './fetch.js';
 
 /** The class of one zuul-web lookup: a closed set, safe as a metric label. */
@@ -284,9 +284,6 @@ export interface BindRequestDeps {
   /** For the audit line: the names as they may be logged. */
   readonly policies: () => Parameters<typeof loggableNames>[0];
 }
-
-/** Shown for every 401: which check failed is only in the log (api.md). */
-const UNAUTHENTICATED_DETAIL = 'a valid Zuul ID token is required';
 
 /**
  * The use case in front of fetch and whoami: the bound identity, or 401 for a build that

@@ -2,7 +2,7 @@
 import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import { bindRequest } from '../../broker/build-binding.js';
-import type { BrokerFailure } from '../../broker/failure.js';
+import { type BrokerFailure, UNAUTHENTICATED_DETAIL } from '../../broker/failure.js';
 import { fetchSecrets, loggableNames } from '../../broker/fetch.js';
 import { revokeBuild } from '../../broker/revoke.js';
 import { whoami } from '../../broker/whoami.js';
@@ -35,12 +35,12 @@ const WRAP_QUERY = new Map([
 const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9\-._~+/]+=*)$/;
 
 const NO_STORE = { 'Cache-Control': 'no-store' };
+/** Every 401 (RFC 6750): a missing, bad or expired token, or one whose build no longer runs. */
+const INVALID_TOKEN = { 'WWW-Authenticate': 'Bearer error="invalid_token"' };
 
 function unauthenticated(c: Context<AppEnv>, reason: string) {
   c.get('log').reason = reason;
-  return respondProblem(c, 'unauthenticated', 'a valid Zuul ID token is required', {
-    'WWW-Authenticate': 'Bearer error="invalid_token"',
-  });
+  return respondProblem(c, 'unauthenticated', UNAUTHENTICATED_DETAIL, INVALID_TOKEN);
 }
 
 function fromFailure(c: Context<AppEnv>, failure: BrokerFailure) {
@@ -51,7 +51,7 @@ function fromFailure(c: Context<AppEnv>, failure: BrokerFailure) {
     failure.code === 'unavailable'
       ? { 'Retry-After': '5' }
       : failure.code === 'unauthenticated'
-        ? { 'WWW-Authenticate': 'Bearer error="invalid_token"' }
+        ? INVALID_TOKEN
         : undefined;
   return respondProblem(c, failure.code, failure.detail, headers);
 }

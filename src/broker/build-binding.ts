@@ -26,7 +26,7 @@ import { type BuildRecord, fetchBuildRecord } from '../zuul/build-record.js';
 import { TenantProjectNames } from '../zuul/project-names.js';
 import { ZuulWebError } from '../zuul/tenant-projects.js';
 import { failure, type Result, UNAUTHENTICATED_DETAIL } from './failure.js';
-import { auditUnavailable, loggableNames } from './fetch.js';
+import { auditUnavailable } from './fetch.js';
 
 /** The class of one zuul-web lookup: a closed set, safe as a metric label. */
 export type BindingLookupOutcome =
@@ -281,8 +281,6 @@ export function createBuildBinder(
 export interface BindRequestDeps {
   readonly binder: BuildBinder;
   readonly audit?: { readonly log: Pick<AuditLog, 'refused'>; readonly requestId: string };
-  /** For the audit line: the names as they may be logged. */
-  readonly policies: () => Parameters<typeof loggableNames>[0];
 }
 
 /**
@@ -292,7 +290,8 @@ export interface BindRequestDeps {
 export async function bindRequest(
   deps: BindRequestDeps,
   identity: JobIdentity,
-  names: readonly string[],
+  /** The requested names as they may be logged (loggableNames), for the audit line. */
+  secrets: readonly string[],
 ): Promise<Result<JobIdentity>> {
   const result = await deps.binder.confirm(identity);
   if (result.ok) return { ok: true, value: result.identity };
@@ -308,7 +307,7 @@ export async function bindRequest(
       await deps.audit.log.refused({
         requestId: deps.audit.requestId,
         identity,
-        secrets: loggableNames(deps.policies(), names),
+        secrets,
         reason: result.reason,
       });
     } catch (error) {

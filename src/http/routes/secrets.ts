@@ -121,14 +121,14 @@ function fetchDeps(deps: AppDeps, requestId: string) {
  * The request's identity bound to its running build (ADR 0014), or the failure to answer
  * with: 401 for a build that is not running, 503 when zuul-web cannot say.
  */
-async function boundIdentity(c: Context<AppEnv>, deps: AppDeps, names: readonly string[]) {
+async function boundIdentity(c: Context<AppEnv>, deps: AppDeps, secrets: readonly string[]) {
   const identity = c.get('identity');
   if (identity === undefined || deps.binding === undefined) return { ok: true as const, identity };
   const audit = deps.audit ? { log: deps.audit, requestId: c.get('requestId') } : undefined;
   const bound = await bindRequest(
-    { binder: deps.binding, policies: () => deps.policies.current(), ...(audit ? { audit } : {}) },
+    { binder: deps.binding, ...(audit ? { audit } : {}) },
     identity,
-    names,
+    secrets,
   );
   if (!bound.ok) return { ok: false as const, response: fromFailure(c, bound.failure) };
   c.set('identity', bound.value);
@@ -141,8 +141,9 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   /** Runs the fetch use case for the request's identity and records it for the log. */
   async function fetchFor(c: Context<AppEnv>, names: readonly string[], wrap: boolean) {
     const log = c.get('log');
-    log.secrets = loggableNames(deps.policies.current(), names);
-    const bound = await boundIdentity(c, deps, names);
+    const secrets = loggableNames(deps.policies.current(), names);
+    log.secrets = secrets;
+    const bound = await boundIdentity(c, deps, secrets);
     if (!bound.ok) return bound;
     const identity = bound.identity;
     if (identity === undefined)

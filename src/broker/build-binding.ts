@@ -25,8 +25,8 @@ import type { JobIdentity } from '../identity/types.js';
 import { type BuildRecord, fetchBuildRecord } from '../zuul/build-record.js';
 import { TenantProjectNames } from '../zuul/project-names.js';
 import { ZuulWebError } from '../zuul/tenant-projects.js';
-import { failure, type Result } from './failure.js';
-import { auditUnavailable, loggableNames } from './fetch.js';
+import { failure, type Result, UNAUTHENTICATED_DETAIL } from './failure.js';
+import { auditUnavailable } from './fetch.js';
 
 /** The class of one zuul-web lookup: a closed set, safe as a metric label. */
 export type BindingLookupOutcome =
@@ -92,6 +92,12 @@ class IssuerBinding {
   readonly #cache: LRUCache<string, Entry>;
   readonly #inFlight = new Map<string, Promise<Entry>>();
   readonly #projects: TenantProjectNames;
+  /** How every zuul-web request of this issuer is sent (a build record's size: maxBytes). */
+  readonly #request: {
+    readonly fetchImpl: typeof fetch;
+    readonly timeoutMs: number;
+    readonly authorization?: string;
+  };
   #lastFailure: { readonly reason: string; readonly at: number } | undefined;
   #lastAnswerAt: number | undefined;
 
@@ -102,20 +108,16 @@ class IssuerBinding {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#cache = new LRUCache({ max: config.maxEntries });
-    this.#projects = new TenantProjectNames(this.#webUrl, {
-      ...this.#fetchOptions(),
-      ...(options.now === undefined ? {} : { now: options.now }),
-    });
-  }
-
-  #fetchOptions() {
-    const token = this.#options.authTokens?.get(this.#issuer);
-    return {
-      fetchImpl: this.#options.fetchImpl ?? globalThis.fetch,
-      timeoutMs: this.#config.timeoutMs,
-      maxBytes: this.#config.maxBytes,
+    const token = options.authTokens?.get(issuer.issuer);
+    this.#request = {
+      fetchImpl: options.fetchImpl ?? globalThis.fetch,
+      timeoutMs: config.timeoutMs,
       ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
     };
+    this.#projects = new TenantProjectNames(this.#webUrl, {
+      ...this.#request,
+      ...(options.now === undefined ? {} : { now: options.now }),
+    });
   }
 
   async confirm(identity: JobIdentity): Promise<BindingResult> {
@@ -160,7 +162,19 @@ class IssuerBinding {
   }
 
   async #lookup(tenant: string, build: string): Promise<Entry> {
-    const found = await fetchBuildRecord(this.#webUrl, tenant, build, this.#fetchOptions());
+    let found: Awaited<ReturnType<typeof fetchBuildRecord>>;
+    try {
+      found = await fetchBuildRecord(this.#webUrl, tenant, build, {
+        ...this.#request,
+        maxBytes: this.#config.maxBytes,
+      });
+    } catch (error) {
+      // Counted here, once per zuul-web request, not once per request that shared it.
+      this.#options.onLookup?.(
+        error instanceof IssuerDocumentError ? error.outcome : 'unreachable',
+      );
+      throw error;
+    }
     const checkedAt = this.#now();
     this.#lastAnswerAt = checkedAt;
     this.#lastFailure = undefined;
@@ -199,13 +213,12 @@ class IssuerBinding {
 
   #failed(error: unknown): string {
     // Only these carry checked, credential-free text; anything else gets a fixed phrase.
-    const known = error instanceof IssuerDocumentError;
-    const reason = known
-      ? error.reason
-      : error instanceof ZuulWebError
-        ? `project list: ${error.message}`
-        : 'zuul-web lookup failed';
-    this.#options.onLookup?.(known ? error.outcome : 'unreachable');
+    const reason =
+      error instanceof IssuerDocumentError
+        ? error.reason
+        : error instanceof ZuulWebError
+          ? `project list: ${error.message}`
+          : 'zuul-web lookup failed';
     this.#lastFailure = { reason, at: this.#now() };
     return `zuul-web: ${reason}`;
   }
@@ -268,12 +281,7 @@ export function createBuildBinder(
 export interface BindRequestDeps {
   readonly binder: BuildBinder;
   readonly audit?: { readonly log: Pick<AuditLog, 'refused'>; readonly requestId: string };
-  /** For the audit line: the names as they may be logged. */
-  readonly policies: () => Parameters<typeof loggableNames>[0];
 }
-
-/** Shown for every 401: which check failed is only in the log (api.md). */
-const UNAUTHENTICATED_DETAIL = 'a valid Zuul ID token is required';
 
 /**
  * The use case in front of fetch and whoami: the bound identity, or 401 for a build that
@@ -282,7 +290,8 @@ const UNAUTHENTICATED_DETAIL = 'a valid Zuul ID token is required';
 export async function bindRequest(
   deps: BindRequestDeps,
   identity: JobIdentity,
-  names: readonly string[],
+  /** The requested names as they may be logged (loggableNames), for the audit line. */
+  secrets: readonly string[],
 ): Promise<Result<JobIdentity>> {
   const result = await deps.binder.confirm(identity);
   if (result.ok) return { ok: true, value: result.identity };
@@ -298,7 +307,7 @@ export async function bindRequest(
       await deps.audit.log.refused({
         requestId: deps.audit.requestId,
         identity,
-        secrets: loggableNames(deps.policies(), names),
+        secrets,
         reason: result.reason,
       });
     } catch (error) {

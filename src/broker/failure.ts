@@ -33,6 +33,9 @@ export function failure(
   return { ok: false, failure: { code, detail, reason } };
 }
 
+/** Shown for every 401, whichever check failed (that is only in the log, api.md). */
+export const UNAUTHENTICATED_DETAIL = 'a valid Zuul ID token is required';
+
 /** The one answer to "not granted" and "no such secret": they must be indistinguishable. */
 export const FORBIDDEN_DETAIL = 'one or more requested secrets are not granted to this job';
 

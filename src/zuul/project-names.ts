@@ -15,8 +15,6 @@ import { fetchTenantProjects, type TenantProjectsOptions } from './tenant-projec
 const LIST_TTL_MS = 5 * 60 * 1000;
 const MISS_SPACING_MS = 10 * 1000;
 const STALE_LIMIT_MS = 60 * 60 * 1000;
-/** A tenant with thousands of projects is a few hundred KiB. */
-const LIST_MAX_BYTES = 4 * 1024 * 1024;
 
 interface TenantList {
   /** Short name → canonical names (more than one: ambiguous). */
@@ -24,7 +22,8 @@ interface TenantList {
   readonly fetchedAt: number;
 }
 
-export interface ProjectNamesOptions extends TenantProjectsOptions {
+/** The list's size bound is fetchTenantProjects' own (4 MiB), not a build record's. */
+export interface ProjectNamesOptions extends Omit<TenantProjectsOptions, 'maxBytes'> {
   readonly now?: () => number;
 }
 
@@ -64,10 +63,7 @@ export class TenantProjectNames {
     const running = this.#inFlight.get(tenant);
     if (running !== undefined) return running;
     this.#lastFetchAt.set(tenant, this.#now());
-    const pending = fetchTenantProjects(this.#webUrl, tenant, {
-      ...this.#options,
-      maxBytes: Math.max(this.#options.maxBytes ?? 0, LIST_MAX_BYTES),
-    })
+    const pending = fetchTenantProjects(this.#webUrl, tenant, this.#options)
       .then((projects) => {
         const names = new Map<string, string[]>();
         for (const p of projects)

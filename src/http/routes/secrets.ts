@@ -2,7 +2,7 @@
 import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import { bindRequest } from '../../broker/build-binding.js';
-import type { BrokerFailure } from '../../broker/failure.js';
+import { type BrokerFailure, UNAUTHENTICATED_DETAIL } from '../../broker/failure.js';
 import { fetchSecrets, loggableNames } from '../../broker/fetch.js';
 import { revokeBuild } from '../../broker/revoke.js';
 import { whoami } from '../../broker/whoami.js';
@@ -35,12 +35,12 @@ const WRAP_QUERY = new Map([
 const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9\-._~+/]+=*)$/;
 
 const NO_STORE = { 'Cache-Control': 'no-store' };
+/** Every 401 (RFC 6750): a missing, bad or expired token, or one whose build no longer runs. */
+const INVALID_TOKEN = { 'WWW-Authenticate': 'Bearer error="invalid_token"' };
 
 function unauthenticated(c: Context<AppEnv>, reason: string) {
   c.get('log').reason = reason;
-  return respondProblem(c, 'unauthenticated', 'a valid Zuul ID token is required', {
-    'WWW-Authenticate': 'Bearer error="invalid_token"',
-  });
+  return respondProblem(c, 'unauthenticated', UNAUTHENTICATED_DETAIL, INVALID_TOKEN);
 }
 
 function fromFailure(c: Context<AppEnv>, failure: BrokerFailure) {
@@ -51,7 +51,7 @@ function fromFailure(c: Context<AppEnv>, failure: BrokerFailure) {
     failure.code === 'unavailable'
       ? { 'Retry-After': '5' }
       : failure.code === 'unauthenticated'
-        ? { 'WWW-Authenticate': 'Bearer error="invalid_token"' }
+        ? INVALID_TOKEN
         : undefined;
   return respondProblem(c, failure.code, failure.detail, headers);
 }
@@ -121,14 +121,14 @@ function fetchDeps(deps: AppDeps, requestId: string) {
  * The request's identity bound to its running build (ADR 0014), or the failure to answer
  * with: 401 for a build that is not running, 503 when zuul-web cannot say.
  */
-async function boundIdentity(c: Context<AppEnv>, deps: AppDeps, names: readonly string[]) {
+async function boundIdentity(c: Context<AppEnv>, deps: AppDeps, secrets: readonly string[]) {
   const identity = c.get('identity');
   if (identity === undefined || deps.binding === undefined) return { ok: true as const, identity };
   const audit = deps.audit ? { log: deps.audit, requestId: c.get('requestId') } : undefined;
   const bound = await bindRequest(
-    { binder: deps.binding, policies: () => deps.policies.current(), ...(audit ? { audit } : {}) },
+    { binder: deps.binding, ...(audit ? { audit } : {}) },
     identity,
-    names,
+    secrets,
   );
   if (!bound.ok) return { ok: false as const, response: fromFailure(c, bound.failure) };
   c.set('identity', bound.value);
@@ -141,8 +141,9 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   /** Runs the fetch use case for the request's identity and records it for the log. */
   async function fetchFor(c: Context<AppEnv>, names: readonly string[], wrap: boolean) {
     const log = c.get('log');
-    log.secrets = loggableNames(deps.policies.current(), names);
-    const bound = await boundIdentity(c, deps, names);
+    const secrets = loggableNames(deps.policies.current(), names);
+    log.secrets = secrets;
+    const bound = await boundIdentity(c, deps, secrets);
     if (!bound.ok) return bound;
     const identity = bound.identity;
     if (identity === undefined)

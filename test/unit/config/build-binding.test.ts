@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readZuulWebTokens } from '../../../src/broker/build-binding.js';
-import { ConfigError, parseConfig } from '../../../src/config/load.js';
+import { parseConfig } from '../../../src/config/load.js';
+import { configProblems } from '../../support/config.js';
 
 function config(buildBinding: unknown, extra: Record<string, unknown> = {}) {
   return {
@@ -20,16 +21,6 @@ function config(buildBinding: unknown, extra: Record<string, unknown> = {}) {
     },
     ...extra,
   };
-}
-
-function problemsOf(document: unknown): readonly string[] {
-  try {
-    parseConfig(document);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  return [];
 }
 
 describe('issuers[].buildBinding', () => {
@@ -51,16 +42,16 @@ describe('issuers[].buildBinding', () => {
     ['a cache longer than a minute', { cacheSeconds: 61 }],
     ['an unknown key', { follow: true }],
   ])('refuses %s', (_what, binding) => {
-    expect(problemsOf(config(binding)).length).toBeGreaterThan(0);
+    expect(configProblems(config(binding)).length).toBeGreaterThan(0);
   });
 
   it('accepts loopback http and https on another host (an internal address)', () => {
-    expect(problemsOf(config({ webUrl: 'http://127.0.0.1:9000' }))).toEqual([]);
-    expect(problemsOf(config({ webUrl: 'https://zuul-web.internal:9000/zuul' }))).toEqual([]);
+    expect(configProblems(config({ webUrl: 'http://127.0.0.1:9000' }))).toEqual([]);
+    expect(configProblems(config({ webUrl: 'https://zuul-web.internal:9000/zuul' }))).toEqual([]);
   });
 
   it('refuses a start wait that would outlast the request timeout', () => {
-    const problems = problemsOf(
+    const problems = configProblems(
       config({ startWaitSeconds: 30 }, { http: { requestTimeoutMs: 20000 } }),
     );
     expect(problems.join('\n')).toContain('startWaitSeconds plus timeoutMs');

@@ -2,7 +2,8 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfigFile, parseConfig } from '../../../src/config/load.js';
+import { loadConfigFile, parseConfig } from '../../../src/config/load.js';
+import { configProblems } from '../../support/config.js';
 
 const MINIMAL = {
   issuers: [{ issuer: 'https://zuul.example.org', audience: 'https://secrets.example.org' }],
@@ -11,16 +12,6 @@ const MINIMAL = {
     auth: { method: 'token', tokenFile: '/run/secrets/bao-token' },
   },
 };
-
-function problemsOf(document: unknown): readonly string[] {
-  try {
-    parseConfig(document);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  return [];
-}
 
 describe('configuration', () => {
   it('fills every default of api.md and freezes the result', () => {
@@ -83,7 +74,7 @@ describe('configuration', () => {
       'openbao.auth',
     ],
   ])('rejects %s, naming the key path', (_name, document, where) => {
-    const problems = problemsOf(document);
+    const problems = configProblems(document);
     expect(problems.some((p) => p.startsWith(where))).toBe(true);
   });
 
@@ -106,7 +97,7 @@ describe('configuration', () => {
     'http://0.0.0.0:8200',
     'http://128.0.0.1:8200',
   ])('refuses plain http toward %s (not a loopback literal) at every URL key', (url) => {
-    const problems = problemsOf({
+    const problems = configProblems({
       ...MINIMAL,
       issuers: [{ issuer: url, jwksUrl: url, audience: 'a' }],
       openbao: { ...MINIMAL.openbao, address: undefined, addresses: [url] },
@@ -116,7 +107,7 @@ describe('configuration', () => {
         expect.stringMatching(new RegExp(`^${key}: must be an https`)),
       );
     }
-    expect(problemsOf({ ...MINIMAL, openbao: { ...MINIMAL.openbao, address: url } })).toEqual([
+    expect(configProblems({ ...MINIMAL, openbao: { ...MINIMAL.openbao, address: url } })).toEqual([
       expect.stringMatching(/^openbao\.address: must be an https URL/),
     ]);
   });
@@ -133,7 +124,7 @@ describe('configuration', () => {
     'http://[::ffff:127.0.0.1]:8200',
   ])('accepts plain http toward the loopback literal %s', (url) => {
     expect(
-      problemsOf({
+      configProblems({
         ...MINIMAL,
         issuers: [{ issuer: url, jwksUrl: `${url}/jwks`, audience: 'a' }],
         openbao: { ...MINIMAL.openbao, address: undefined, addresses: [url] },
@@ -142,7 +133,7 @@ describe('configuration', () => {
   });
 
   it('names the key but never echoes credentials in a refused URL', () => {
-    const problems = problemsOf({
+    const problems = configProblems({
       ...MINIMAL,
       openbao: { ...MINIMAL.openbao, address: 'http://user:s3cr3t-in-url@127.0.0.1:8200' },
     });
@@ -190,7 +181,7 @@ describe('rotation settings', () => {
       lockTtlSeconds: 120,
       attempts: 3,
     });
-    expect(problemsOf({ ...MINIMAL, rotation: { brokerSecretId: { role: 'zsb' } } })).toEqual([
+    expect(configProblems({ ...MINIMAL, rotation: { brokerSecretId: { role: 'zsb' } } })).toEqual([
       expect.stringContaining('rotation.brokerSecretId'),
     ]);
     const approle = {

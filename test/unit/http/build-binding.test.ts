@@ -126,7 +126,12 @@ describe('fetch with the build binding', () => {
     expect(events()).toMatchObject([
       {
         event: 'secret.issued',
-        identity: { build: RUNNING_MAIN, buildProject: 'localhost/app', branch: 'main' },
+        identity: {
+          build: RUNNING_MAIN,
+          buildProject: 'localhost/app',
+          branch: 'main',
+          ref: 'refs/heads/main',
+        },
       },
     ]);
   });

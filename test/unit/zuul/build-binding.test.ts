@@ -283,8 +283,11 @@ describe('zuul-web cannot say', () => {
     '%s: unavailable, never allowed; readiness degraded until an answer comes',
     async (_what, answer, outcome) => {
       const web = fakeZuulWeb({ [RUNNING_UUID]: [answer, json(buildAnswer())] });
-      const { binder, outcomes } = binderFor(web);
+      // With an auth token configured, so that its absence from the reason means something.
+      const authTokens = new Map([[ISSUER, 'eyJ.a.b']]);
+      const { binder, outcomes } = binderFor(web, {}, { authTokens });
       const result = await binder.confirm(identity());
+      expect(web.requests[0]?.authorization).toBe('Bearer eyJ.a.b');
       expect(result).toMatchObject({ ok: false, kind: 'unavailable' });
       if (!result.ok) expect(result.reason).not.toContain('eyJ');
       expect(outcomes).toEqual([outcome]);
@@ -293,6 +296,43 @@ describe('zuul-web cannot say', () => {
       expect(binder.status()).toMatchObject([{ issuer: ISSUER, status: 'ok' }]);
     },
   );
+
+  it('a failed lookup shared by concurrent requests is counted once', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const web = fakeZuulWeb({
+      [RUNNING_UUID]: [
+        async () => {
+          await gate;
+          return new Response('boom', { status: 500 });
+        },
+      ],
+    });
+    const { binder, outcomes } = binderFor(web);
+    const pending = Array.from({ length: 20 }, () => binder.confirm(identity()));
+    release();
+    const results = await Promise.all(pending);
+    expect(results.every((r) => !r.ok && r.kind === 'unavailable')).toBe(true);
+    expect(web.builds()).toBe(1);
+    expect(outcomes).toEqual(['http_status']);
+  });
+
+  it('a project list zuul-web cannot give is unavailable, never a build without its project', async () => {
+    const web = fakeZuulWeb({ [RUNNING_UUID]: [json(buildAnswer())] });
+    const fetchImpl = (async (input: string | URL | Request, init?: RequestInit) =>
+      String(input).endsWith('/projects')
+        ? new Response('boom', { status: 500 })
+        : web.fetchImpl(input, init)) as typeof fetch;
+    const { binder, outcomes } = binderFor({ ...web, fetchImpl });
+    const result = await binder.confirm(identity());
+    expect(result).toMatchObject({ ok: false, kind: 'unavailable' });
+    if (!result.ok) expect(result.reason).toContain('project list');
+    expect(binder.status()).toMatchObject([{ status: 'degraded' }]);
+    // The build lookup itself succeeded; the metric counts build lookups only.
+    expect(outcomes).toEqual(['running']);
+  });
 
   it('a zuul-web that does not answer in time is unavailable after the timeout', async () => {
     const hanging = (async (input: string | URL | Request, init?: RequestInit) =>

@@ -13,7 +13,7 @@
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 
-/** The file is readable by group or others. The message names key, path, mode and the fix. */
+/** Not private enough (privateModeProblem); the message names key, path, mode and the fix. */
 export class PrivateFileError extends Error {
   override readonly name = 'PrivateFileError';
 }
@@ -39,7 +39,10 @@ export function privateModeProblem(
   );
 }
 
-/** Reads a secret file, refusing it (PrivateFileError) when group or others may access it. */
+/**
+ * Reads a secret file, refusing it (PrivateFileError) when group or others may access it
+ * (group read allowed when root owns it), judged by the owner and mode of the file read.
+ */
 export function readPrivateFileSync(file: string, key: string): Buffer {
   const fd = openSync(file, 'r');
   try {

@@ -39,7 +39,7 @@ export async function connectOpenBao(
     token: () => credential?.token() ?? '',
     ...(observe ? { observe } : {}),
   });
-  // Renewed (token) or logged in again (AppRole) before it expires; see /readyz.
+  // Renewed (token) or logged in again (AppRole, Kubernetes) before it expires; see /readyz.
   credential = await startBrokerCredential(openbao, settings.auth, logger);
   return { openbao, credential, addresses };
 }

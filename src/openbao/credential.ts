@@ -106,7 +106,10 @@ export async function startBrokerCredential(
     }
   }
 
-  /** Renews (token) or logs in again (AppRole); the token file is read again when renewing fails. */
+  /**
+   * Renews (token) or logs in again (AppRole, Kubernetes); the token file is read again when
+   * renewing fails.
+   */
   async function refresh(): Promise<void> {
     if (auth.method === 'token' && renewable) {
       try {

@@ -9,7 +9,7 @@ import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canaryValue, registerToken } from '../support/canary.js';
+import { canaryValue, registerCanary, registerToken } from '../support/canary.js';
 import { ConfigMapVolume } from '../support/configmap-volume.js';
 import { until } from '../support/http.js';
 import { ROOT } from '../support/process.js';
@@ -71,6 +71,8 @@ beforeAll(async () => {
   const token = (
     await bao.admin.createToken({ policies: [`zsb-${prefix}`], ttlSeconds: 3600, orphan: true })
   ).token;
+  // The broker's own OpenBao token: never in a container log or command output.
+  registerCanary(token);
   work = await mkdtemp(path.join(tmpdir(), 'zsb-image-'));
   // As a Kubernetes Secret volume with defaultMode 0400 and fsGroup 1000 looks inside the pod.
   await mkdir(path.join(work, 'credential'));

@@ -173,6 +173,34 @@ describe('configuration', () => {
   });
 });
 
+describe('openbao.auth.method kubernetes', () => {
+  const kubernetes = (auth: Record<string, unknown>) => ({
+    ...MINIMAL,
+    openbao: { address: 'https://bao.example.org:8200', auth: { method: 'kubernetes', ...auth } },
+  });
+
+  it("defaults to the pod's service account token at the kubernetes mount", () => {
+    expect(parseConfig(kubernetes({ role: 'zsb' })).openbao.auth).toEqual({
+      method: 'kubernetes',
+      role: 'zsb',
+      jwtFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+      mount: 'kubernetes',
+    });
+  });
+
+  it.each([
+    ['without a role', {}, 'openbao.auth.role'],
+    ['with an empty role', { role: '' }, 'openbao.auth.role'],
+    [
+      'with a key of another method',
+      { role: 'zsb', tokenFile: '/t' },
+      'openbao.auth: unknown key(s) tokenFile',
+    ],
+  ])('is refused %s, naming the key', (_name, auth, where) => {
+    expect(problemsOf(kubernetes(auth)).some((p) => p.startsWith(where))).toBe(true);
+  });
+});
+
 describe('rotation settings', () => {
   it('has defaults, and refuses the secret-id rotation without AppRole', () => {
     expect(parseConfig(MINIMAL).rotation).toEqual({

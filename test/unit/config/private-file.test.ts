@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,6 +60,20 @@ describe('private files', () => {
     expect(() => readPrivateFileSync(link, 'k')).toThrow(PrivateFileError);
     await expect(readPrivateFile(link, 'k')).rejects.toThrow(/mode 0644/);
     await expect(readPrivateFile(link, 'k')).rejects.not.toThrow(/the-secret/);
+  });
+
+  it('takes the owner from the file read: group-readable only when root owns it', async () => {
+    const file = path.join(dir, 'group-readable');
+    await writeFile(file, 'the-secret', { mode: 0o640 });
+    if (process.getuid?.() === 0) {
+      // Written by root (as in CI): accepted as root-owned; then handed to another owner,
+      // keeping group root, since the owner decides, not the group.
+      expect(readPrivateFileSync(file, 'k').toString()).toBe('the-secret');
+      expect((await readPrivateFile(file, 'k')).toString()).toBe('the-secret');
+      await chown(file, 1000, 0);
+    }
+    expect(() => readPrivateFileSync(file, 'k')).toThrow(/mode 0640/);
+    await expect(readPrivateFile(file, 'k')).rejects.toThrow(/mode 0640/);
   });
 
   it('passes errno errors through', async () => {

@@ -101,6 +101,14 @@ describe('the fast YAML path', () => {
     ['a null key', yaml(': a')],
     ['a key of Object.prototype', yaml('__proto__: a')],
     ['.inf', yaml('a: .inf')],
+    ['a byte order mark', `\uFEFF${yaml('a: 1')}`],
+    ['a boolean as a key', yaml('true: a')],
+    ['a null word as a key', yaml('Null: a')],
+    ['a ~ as a key', yaml('~: a')],
+    ['a quoted key of Object.prototype', yaml('"constructor": a')],
+    ['a key of Object.prototype in a flow mapping', yaml('a: {toString: b}')],
+    ['a duplicate key in a flow mapping', yaml('a: {b: 1, "b": 2}')],
+    ['a line longer than yaml allows for an implicit key', yaml(`${'k'.repeat(1100)}: a`)],
     ['an empty file', ''],
     ['a comment only', yaml('# nothing')],
   ])('leaves %s to the yaml library', (_, text) => {
@@ -173,6 +181,25 @@ describe('the fast YAML path', () => {
     );
     // The generator reaches the fast path often enough for the property to mean something.
     expect(accepted).toBeGreaterThan(100);
+  });
+
+  it('never accepts what the yaml library reads differently (generated character soup)', () => {
+    // Pieces of YAML syntax in any order: indentation, indicators, quotes and the
+    // scalars where YAML 1.1 and 1.2 (or js-yaml and yaml) could part ways.
+    const piece = fc.constantFrom(
+      ...['a', 'b:', 'c', '\n', '\n ', '\n  ', '\n    ', '- ', '-', ': ', ':', ' ', '[', ']'],
+      ...['{', '}', ', ', ',', '# ', ' #', '#', "'", '"', '? ', '?', '\\', '!', '&a', '*a'],
+      ...['Null', 'NULL', '~', 'TRUE', 'False', '-1', '+1', '.5', '5.', '1_0', '0o8', '0x1F'],
+      ...['1e3', '1E+3', '-.5e-1', '-0', '00', '.inf', '__proto__', 'constructor', '<<', '%'],
+    );
+    let accepted = 0;
+    fc.assert(
+      fc.property(fc.array(piece, { minLength: 1, maxLength: 30 }), (pieces) => {
+        if (expectSameAsFullParser(pieces.join(''))) accepted++;
+      }),
+      { numRuns: 5000 },
+    );
+    expect(accepted).toBeGreaterThan(500);
   });
 
   it('reads generated well-formed documents exactly as the yaml library does', () => {

@@ -92,9 +92,14 @@ export function matchGrant(grant: Grant, subject: PolicySubject): GrantMatch {
  * choice to the job, as the most permissive reading of the union.
  */
 export function combineWrap(modes: readonly WrapMode[]): WrapMode {
-  if (modes.length > 0 && modes.every((m) => m === 'required')) return 'required';
-  if (modes.length > 0 && modes.every((m) => m === 'never')) return 'never';
-  return 'optional';
+  let wrap: WrapMode | undefined;
+  for (const mode of modes) wrap = joinWrap(wrap, mode);
+  return wrap ?? 'optional';
+}
+
+/** combineWrap one grant at a time (decide() adds each allowing grant without a list). */
+function joinWrap(sofar: WrapMode | undefined, mode: WrapMode): WrapMode {
+  return sofar === undefined || sofar === mode ? mode : 'optional';
 }
 
 /**
@@ -163,18 +168,16 @@ export function decide(set: PolicySet, subject: PolicySubject, names: readonly s
     if (secrets.has(name) || denied.includes(name)) continue;
     const secret = set.secrets.get(name);
     let deciding: Grant | undefined;
-    let allRequired = true;
-    let allNever = true;
+    let wrap: WrapMode | undefined;
     if (secret !== undefined) {
       for (let k = 0; k < grants.length; k++) {
         const g = grants[k] as Grant;
         if (!g.allow.includes(name)) continue;
         if (deciding === undefined || g.ttlSeconds > deciding.ttlSeconds) deciding = g;
-        allRequired &&= g.wrap === 'required';
-        allNever &&= g.wrap === 'never';
+        wrap = joinWrap(wrap, g.wrap);
       }
     }
-    if (secret === undefined || deciding === undefined) {
+    if (secret === undefined || deciding === undefined || wrap === undefined) {
       denied.push(name);
       continue;
     }
@@ -182,7 +185,7 @@ export function decide(set: PolicySet, subject: PolicySubject, names: readonly s
       secret,
       grant: deciding.name,
       ttlSeconds: deciding.ttlSeconds,
-      wrap: allRequired ? 'required' : allNever ? 'never' : 'optional',
+      wrap,
     });
   }
   if (denied.length > 0) return { allowed: false, denied };

@@ -117,16 +117,31 @@ export function parseSource(file: SourceFile): ParseSourceResult {
  * line and column of a node are found by the full parser only when first asked for, so
  * a valid file is parsed once, quickly. Every other file, and every file with an error,
  * goes through the `yaml` library, which words the errors.
+ *
+ * The `yaml` document behind the positions is held weakly: a file kept for reuse (and
+ * the locations of its grants in a serving set) keeps its text and data, not a document
+ * tree of about 30 times the file's size. Positions read after it was collected parse
+ * the file again; within one synchronous pass (a load, a report) it stays alive.
  */
 function parseText(name: string, text: string): ParseSourceResult {
   const fast = parseCommonYaml(text);
-  if (fast === undefined) return parseWithPositions(name, text);
-  let full: ParsedSource | undefined;
+  let held: WeakRef<ParsedSource> | undefined;
+  let data: unknown;
+  if (fast === undefined) {
+    const result = parseWithPositions(name, text);
+    if (!result.ok) return result;
+    held = new WeakRef(result.source);
+    data = result.source.data;
+  } else {
+    data = fast.data;
+  }
   const positions = (): ParsedSource => {
+    let full = held?.deref();
     if (full === undefined) {
       const result = parseWithPositions(name, text);
       // The subset is chosen so that yaml accepts whatever the fast path does.
-      full = result.ok ? result.source : withoutPositions(name, fast.data);
+      full = result.ok ? result.source : withoutPositions(name, data);
+      held = new WeakRef(full);
     }
     return full;
   };
@@ -134,7 +149,7 @@ function parseText(name: string, text: string): ParseSourceResult {
     ok: true,
     source: {
       name,
-      data: fast.data,
+      data,
       locate: (path) => lazyLocation(name, () => positions().locate(path)),
       locateKey: (path, key) => lazyLocation(name, () => positions().locateKey(path, key)),
     },

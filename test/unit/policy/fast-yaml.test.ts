@@ -1,6 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseCommonYaml } from '../../../src/policy/fast-yaml.js';
@@ -99,6 +101,14 @@ describe('the fast YAML path', () => {
     ['a null key', yaml(': a')],
     ['a key of Object.prototype', yaml('__proto__: a')],
     ['.inf', yaml('a: .inf')],
+    ['a byte order mark', `\uFEFF${yaml('a: 1')}`],
+    ['a boolean as a key', yaml('true: a')],
+    ['a null word as a key', yaml('Null: a')],
+    ['a ~ as a key', yaml('~: a')],
+    ['a quoted key of Object.prototype', yaml('"constructor": a')],
+    ['a key of Object.prototype in a flow mapping', yaml('a: {toString: b}')],
+    ['a duplicate key in a flow mapping', yaml('a: {b: 1, "b": 2}')],
+    ['a line longer than yaml allows for an implicit key', yaml(`${'k'.repeat(1100)}: a`)],
     ['an empty file', ''],
     ['a comment only', yaml('# nothing')],
   ])('leaves %s to the yaml library', (_, text) => {
@@ -171,6 +181,25 @@ describe('the fast YAML path', () => {
     );
     // The generator reaches the fast path often enough for the property to mean something.
     expect(accepted).toBeGreaterThan(100);
+  });
+
+  it('never accepts what the yaml library reads differently (generated character soup)', () => {
+    // Pieces of YAML syntax in any order: indentation, indicators, quotes and the
+    // scalars where YAML 1.1 and 1.2 (or js-yaml and yaml) could part ways.
+    const piece = fc.constantFrom(
+      ...['a', 'b:', 'c', '\n', '\n ', '\n  ', '\n    ', '- ', '-', ': ', ':', ' ', '[', ']'],
+      ...['{', '}', ', ', ',', '# ', ' #', '#', "'", '"', '? ', '?', '\\', '!', '&a', '*a'],
+      ...['Null', 'NULL', '~', 'TRUE', 'False', '-1', '+1', '.5', '5.', '1_0', '0o8', '0x1F'],
+      ...['1e3', '1E+3', '-.5e-1', '-0', '00', '.inf', '__proto__', 'constructor', '<<', '%'],
+    );
+    let accepted = 0;
+    fc.assert(
+      fc.property(fc.array(piece, { minLength: 1, maxLength: 30 }), (pieces) => {
+        if (expectSameAsFullParser(pieces.join(''))) accepted++;
+      }),
+      { numRuns: 5000 },
+    );
+    expect(accepted).toBeGreaterThan(500);
   });
 
   it('reads generated well-formed documents exactly as the yaml library does', () => {
@@ -286,6 +315,45 @@ describe('parsing a file through the fast path', () => {
     expect(changed.source.data).toMatchObject({ grants: [{ ttl: '10m' }] });
     // The same text under another name is another file.
     expect(parseSource({ name: 'q.yaml', text: valid })).not.toBe(first);
+  });
+
+  it('keeps no yaml document tree alive for the files it keeps for reuse', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const settle = async (): Promise<void> => {
+      // A WeakRef's target stays alive until the synchronous job that used it ends.
+      await new Promise((resolve) => setImmediate(resolve));
+      gc();
+    };
+    const grants = (f: number): string =>
+      Array.from(
+        { length: 1000 },
+        (_, i) =>
+          `  - name: f${f}g${i}\n    match: { tenant: t${i % 10}, project: "github.com/org/r${i}" }\n    allow: [s]\n    ttl: 15m\n`,
+      ).join('');
+    // An anchor puts a file outside the subset (the yaml library parses it); the others
+    // get their positions from it when a location is read.
+    const files = Array.from({ length: 4 }, (_, f) => ({
+      name: `kept-${f}.yaml`,
+      text: `${f % 2 === 0 ? 'x: &a 1\ny: *a\n' : ''}grants:\n${grants(f)}`,
+    }));
+    const textBytes = files.reduce((n, f) => n + f.text.length, 0);
+    await settle();
+    const before = process.memoryUsage().heapUsed;
+    const kept = files.map((f) => parseSource(f));
+    for (const r of kept) if (r.ok) expect(r.source.locate(['grants', 0]).line).toBeGreaterThan(1);
+    await settle();
+    const retained = process.memoryUsage().heapUsed - before;
+    // Data and text take about 5 times the text; a kept document tree about 30 times.
+    expect(retained).toBeLessThan(10 * textBytes);
+    // Positions read after the tree was collected are found again, the same as before.
+    for (const [f, r] of kept.entries()) {
+      const full = parseSourceWithPositions(files[f] as SourceFile);
+      if (!r.ok || !full.ok) throw new Error('valid file rejected');
+      expect({ ...r.source.locate(['grants', 1, 'match']) }).toEqual(
+        full.source.locate(['grants', 1, 'match']),
+      );
+    }
   });
 
   it('checks again on reload only the files that changed, and under other options all of them', () => {

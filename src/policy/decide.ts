@@ -74,10 +74,24 @@ export function matchGrant(grant: Grant, subject: PolicySubject): GrantMatch {
  * any other mix (an `optional` grant, or `required` next to `never`) leaves the
  * choice to the job, as the most permissive reading of the union.
  */
-export function combineWrap(modes: readonly WrapMode[]): WrapMode {
+function combineWrap(modes: readonly WrapMode[]): WrapMode {
   if (modes.length > 0 && modes.every((m) => m === 'required')) return 'required';
   if (modes.length > 0 && modes.every((m) => m === 'never')) return 'never';
   return 'optional';
+}
+
+/**
+ * The union rule for one secret over the grants allowing it (in load order): the grant
+ * with the largest ttl decides (the first on a tie), wrapping as combineWrap says.
+ * Undefined when no grant allows it. Shared by `decide` and the reach report.
+ */
+export function unionOf(
+  allowing: readonly Grant[],
+): { readonly deciding: Grant; readonly wrap: WrapMode } | undefined {
+  const [first, ...rest] = allowing;
+  if (first === undefined) return undefined;
+  const deciding = rest.reduce((best, g) => (g.ttlSeconds > best.ttlSeconds ? g : best), first);
+  return { deciding, wrap: combineWrap(allowing.map((g) => g.wrap)) };
 }
 
 /**
@@ -128,18 +142,17 @@ export function decide(set: PolicySet, subject: PolicySubject, names: readonly s
   for (const name of names) {
     if (secrets.has(name) || denied.includes(name)) continue;
     const secret = set.secrets.get(name);
-    const allowing = secret === undefined ? [] : grants.filter((g) => g.allow.includes(name));
-    const [first, ...rest] = allowing;
-    if (secret === undefined || first === undefined) {
+    const union =
+      secret === undefined ? undefined : unionOf(grants.filter((g) => g.allow.includes(name)));
+    if (secret === undefined || union === undefined) {
       denied.push(name);
       continue;
     }
-    const deciding = rest.reduce((best, g) => (g.ttlSeconds > best.ttlSeconds ? g : best), first);
     secrets.set(name, {
       secret,
-      grant: deciding.name,
-      ttlSeconds: deciding.ttlSeconds,
-      wrap: combineWrap(allowing.map((g) => g.wrap)),
+      grant: union.deciding.name,
+      ttlSeconds: union.deciding.ttlSeconds,
+      wrap: union.wrap,
     });
   }
   if (denied.length > 0) return { allowed: false, denied };

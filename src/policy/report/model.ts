@@ -10,7 +10,7 @@
  * not folded in, so a cell is what every identity of the row gets at least.
  */
 import { reachedConfigProjects } from '../config-projects.js';
-import { combineWrap } from '../decide.js';
+import { unionOf } from '../decide.js';
 import { formatDuration } from '../duration.js';
 import { grantWarnings } from '../explain.js';
 import { nextCronRun } from '../schedule.js';
@@ -244,16 +244,15 @@ function reachesOf(set: PolicySet, identities: readonly ReportIdentity[]): Repor
     );
     for (const secret of secrets.sort()) {
       const allowing = covering.filter((g) => g.allow.includes(secret));
-      const [first, ...rest] = allowing;
-      if (first === undefined) continue;
-      const deciding = rest.reduce((best, g) => (g.ttlSeconds > best.ttlSeconds ? g : best), first);
+      const union = unionOf(allowing);
+      if (union === undefined) continue;
       reaches.push({
         identity: row.id,
         secret,
-        grant: deciding.name,
+        grant: union.deciding.name,
         grants: allowing.map((g) => g.name),
-        ttlSeconds: deciding.ttlSeconds,
-        wrap: combineWrap(allowing.map((g) => g.wrap)),
+        ttlSeconds: union.deciding.ttlSeconds,
+        wrap: union.wrap,
         inherited: !allowing.some((g) => row.grants.includes(g.name)),
         preMerge: row.preMerge,
       });

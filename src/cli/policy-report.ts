@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
-import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { formatProblem, loadPolicyDir } from '../policy/load.js';
 import { diffReports } from '../policy/report/diff.js';
@@ -18,7 +17,7 @@ import { renderReportHtml } from '../policy/report/html.js';
 import { buildReport, type RecordedRotation } from '../policy/report/model.js';
 import type { PolicyReport } from '../policy/report/types.js';
 import type { PolicySet, ZuulTenantFacts } from '../policy/types.js';
-import { configFile, rotationServiceFor } from './rotate.js';
+import { rotationServiceFor } from './rotate.js';
 
 /** Where the policies are and what they are checked against (policy.ts `settings`). */
 interface PolicySettings {
@@ -140,11 +139,14 @@ async function loadAgainst(
   }
 }
 
-/** The recorded rotation state, read the way `zsb rotation status` reads it. */
-async function recordedRotations(
-  options: ReportCommandOptions,
-): Promise<readonly RecordedRotation[]> {
-  const config = loadConfigFile(configFile(options));
+/**
+ * The recorded rotation state, read the way `zsb rotation status` reads it, through the
+ * configuration `settings` already loaded (from --config or ZSB_CONFIG).
+ */
+async function recordedRotations(config: Config | undefined): Promise<readonly RecordedRotation[]> {
+  if (config === undefined) {
+    throw new Error('--status: no configuration: pass --config FILE or set ZSB_CONFIG');
+  }
   const { service, stop } = await rotationServiceFor(config);
   try {
     return await service.status();
@@ -188,7 +190,7 @@ export function registerReportCommand(policy: Command, helpers: PolicyCommandHel
       if (set === undefined) return;
       const zuul = await helpers.zuulFacts(set, options, helpers.pinnedTenants(set));
       const now = new Date();
-      const recorded = options.status ? await recordedRotations(options) : undefined;
+      const recorded = options.status ? await recordedRotations(s.config) : undefined;
       const label = path.relative(process.cwd(), s.dir) || '.';
       let report = buildReport(set, {
         dir: label,

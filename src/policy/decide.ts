@@ -91,15 +91,30 @@ export function matchGrant(grant: Grant, subject: PolicySubject): GrantMatch {
  * any other mix (an `optional` grant, or `required` next to `never`) leaves the
  * choice to the job, as the most permissive reading of the union.
  */
-export function combineWrap(modes: readonly WrapMode[]): WrapMode {
-  let wrap: WrapMode | undefined;
-  for (const mode of modes) wrap = joinWrap(wrap, mode);
-  return wrap ?? 'optional';
+function joinWrap(sofar: WrapMode | undefined, mode: WrapMode): WrapMode {
+  // One grant at a time, so decide() combines the allowing grants without a list.
+  return sofar === undefined || sofar === mode ? mode : 'optional';
 }
 
-/** combineWrap one grant at a time (decide() adds each allowing grant without a list). */
-function joinWrap(sofar: WrapMode | undefined, mode: WrapMode): WrapMode {
-  return sofar === undefined || sofar === mode ? mode : 'optional';
+/**
+ * The union rule for secret `name` over the grants that allow it (in load order): the
+ * grant with the largest ttl decides (the first on a tie), wrapping as joinWrap combines
+ * them. Undefined when none allows it. Shared by `decide` and the reach report; a loop,
+ * not a filtered list, so that a decision allocates no list.
+ */
+export function unionOf(
+  grants: readonly Grant[],
+  name: string,
+): { readonly deciding: Grant; readonly wrap: WrapMode } | undefined {
+  let deciding: Grant | undefined;
+  let wrap: WrapMode | undefined;
+  for (let k = 0; k < grants.length; k++) {
+    const g = grants[k] as Grant;
+    if (!g.allow.includes(name)) continue;
+    if (deciding === undefined || g.ttlSeconds > deciding.ttlSeconds) deciding = g;
+    wrap = joinWrap(wrap, g.wrap);
+  }
+  return deciding === undefined || wrap === undefined ? undefined : { deciding, wrap };
 }
 
 /**
@@ -155,7 +170,7 @@ function matchingGrants(
  * by at least one matching grant. Undefined and ungranted names both land in
  * `denied` (in request order, without repeats) so a denial never reveals whether
  * a secret exists. The deciding grant is the one with the largest ttl, the first
- * in load order on a tie; wrapping is combineWrap's union of the allowing grants.
+ * in load order on a tie; wrapping is joinWrap's union of the allowing grants (unionOf).
  * An empty request is vacuously allowed with nothing in it. Runs on every request,
  * so it walks the matching grants once per name instead of building lists.
  */
@@ -167,25 +182,16 @@ export function decide(set: PolicySet, subject: PolicySubject, names: readonly s
   for (const name of names) {
     if (secrets.has(name) || denied.includes(name)) continue;
     const secret = set.secrets.get(name);
-    let deciding: Grant | undefined;
-    let wrap: WrapMode | undefined;
-    if (secret !== undefined) {
-      for (let k = 0; k < grants.length; k++) {
-        const g = grants[k] as Grant;
-        if (!g.allow.includes(name)) continue;
-        if (deciding === undefined || g.ttlSeconds > deciding.ttlSeconds) deciding = g;
-        wrap = joinWrap(wrap, g.wrap);
-      }
-    }
-    if (secret === undefined || deciding === undefined || wrap === undefined) {
+    const union = secret === undefined ? undefined : unionOf(grants, name);
+    if (secret === undefined || union === undefined) {
       denied.push(name);
       continue;
     }
     secrets.set(name, {
       secret,
-      grant: deciding.name,
-      ttlSeconds: deciding.ttlSeconds,
-      wrap,
+      grant: union.deciding.name,
+      ttlSeconds: union.deciding.ttlSeconds,
+      wrap: union.wrap,
     });
   }
   if (denied.length > 0) return { allowed: false, denied };

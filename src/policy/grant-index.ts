@@ -9,6 +9,9 @@
  */
 import type { Grant, PolicySet, PolicySubject } from './types.js';
 
+/** The only fields the index looks at. */
+type IndexedFields = Pick<PolicySubject, 'tenant' | 'project'>;
+
 interface ProjectLevel {
   readonly byProject: Map<string, number[]>;
   readonly anyProject: number[];
@@ -25,7 +28,7 @@ export interface GrantIndex {
    * `secret`, only grants that allow that secret. A grant is in at most one bucket for
    * one call; each bucket is in load order, the buckets together are not.
    */
-  candidates(subject: PolicySubject, secret?: string): readonly (readonly number[])[];
+  candidates(subject: IndexedFields, secret?: string): readonly (readonly number[])[];
 }
 
 function literals(patterns: readonly string[] | undefined): readonly string[] | undefined {
@@ -73,7 +76,7 @@ function addToTenantLevel(level: TenantLevel, grant: Grant, index: number): void
 const EMPTY: readonly number[] = [];
 const NONE: readonly (readonly number[])[] = [];
 
-function lookup(level: TenantLevel, subject: PolicySubject): readonly (readonly number[])[] {
+function lookup(level: TenantLevel, subject: IndexedFields): readonly (readonly number[])[] {
   const tenant = level.byTenant.get(subject.tenant);
   return [
     tenant?.byProject.get(subject.project) ?? EMPTY,

@@ -146,18 +146,25 @@ function reaches(before: PolicyReport, after: PolicyReport): DiffEntry[] {
   const old = keyedReaches(before);
   const now = keyedReaches(after);
   const gone = new Map([...old].filter(([k]) => !now.has(k)));
+  // The gone keys by secret and deciding grant, in old order: a moved reach takes the first
+  // one left (a lookup, not a scan of every gone reach per new one).
+  const movable = new Map<string, string[]>();
+  const movedKey = (r: ReportReach) => `${r.secret}\u0000${r.grant}`;
+  for (const [key, g] of gone) {
+    const keys = movable.get(movedKey(g.reach));
+    if (keys === undefined) movable.set(movedKey(g.reach), [key]);
+    else keys.push(key);
+  }
   const out: DiffEntry[] = [];
   const subject = (k: KeyedReach) => `${describeMatch(k.match)} → ${k.reach.secret}`;
   const link = (k: KeyedReach) => ({ identity: k.reach.identity, secret: k.reach.secret });
   for (const [key, current] of now) {
     let previous = old.get(key);
     if (previous === undefined) {
-      const moved = [...gone].find(
-        ([, g]) => g.reach.secret === current.reach.secret && g.reach.grant === current.reach.grant,
-      );
+      const moved = movable.get(movedKey(current.reach))?.shift();
       if (moved !== undefined) {
-        gone.delete(moved[0]);
-        previous = moved[1];
+        previous = gone.get(moved);
+        gone.delete(moved);
       }
     }
     if (previous === undefined) {

@@ -10,9 +10,10 @@
  * not folded in, so a cell is what every identity of the row gets at least.
  */
 import { reachedConfigProjects } from '../config-projects.js';
-import { combineWrap } from '../decide.js';
+import { unionOf } from '../decide.js';
 import { formatDuration } from '../duration.js';
 import { grantWarnings } from '../explain.js';
+import { grantIndexOf } from '../grant-index.js';
 import { nextCronRun } from '../schedule.js';
 import type {
   Grant,
@@ -205,38 +206,27 @@ function rotations(set: PolicySet, options: ReportOptions): ReportRotation[] {
 }
 
 /**
- * The grants that can cover a row, in load order. A grant pinned to literal tenants covers
- * only rows of those tenants, so rows of one tenant look at that tenant's grants and the
- * ones without a literal tenant: a large set is not rows × grants.
+ * The grants that can cover a row, in load order, from the decision index (grant-index.ts)
+ * asked with the row's first tenant and project: a covering grant admits both, so it is in
+ * their literal buckets or a wildcard one. A row's glob or absent field is asked as `*`,
+ * never a literal key, which leaves the wildcard buckets, as coverage requires. So a large
+ * set is not rows × grants.
  */
-function candidatesFor(set: PolicySet): (match: MatchPatterns) => readonly Grant[] {
-  const order = new Map(set.grants.map((g, i) => [g, i]));
-  const open: Grant[] = [];
-  const byTenant = new Map<string, Grant[]>();
-  for (const grant of set.grants) {
-    const tenants = grant.match.tenant;
-    if (tenants === undefined || tenants.some((t) => t.includes('*'))) open.push(grant);
-    else {
-      for (const t of new Set(tenants)) {
-        const list = byTenant.get(t);
-        if (list === undefined) byTenant.set(t, [grant]);
-        else list.push(grant);
-      }
-    }
-  }
-  return (match) => {
-    const tenant = match.tenant?.[0];
-    if (tenant === undefined || tenant.includes('*')) return set.grants;
-    const found = [...open, ...(byTenant.get(tenant) ?? [])];
-    return found.sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
-  };
+function candidates(set: PolicySet, match: MatchPatterns): Grant[] {
+  const buckets = grantIndexOf(set).candidates({
+    tenant: match.tenant?.[0] ?? '*',
+    project: match.project?.[0] ?? '*',
+  });
+  return buckets
+    .flat()
+    .sort((a, b) => a - b)
+    .flatMap((i) => set.grants[i] ?? []);
 }
 
 function reachesOf(set: PolicySet, identities: readonly ReportIdentity[]): ReportReach[] {
   const reaches: ReportReach[] = [];
-  const candidates = candidatesFor(set);
   for (const row of identities) {
-    const covering = candidates(row.match).filter((g) =>
+    const covering = candidates(set, row.match).filter((g) =>
       MATCH_FIELDS.every((f) => fieldCovers(g.match[f], row.match[f])),
     );
     const secrets = [...new Set(covering.flatMap((g) => g.allow))].filter((s) =>
@@ -244,16 +234,15 @@ function reachesOf(set: PolicySet, identities: readonly ReportIdentity[]): Repor
     );
     for (const secret of secrets.sort()) {
       const allowing = covering.filter((g) => g.allow.includes(secret));
-      const [first, ...rest] = allowing;
-      if (first === undefined) continue;
-      const deciding = rest.reduce((best, g) => (g.ttlSeconds > best.ttlSeconds ? g : best), first);
+      const union = unionOf(allowing, secret);
+      if (union === undefined) continue;
       reaches.push({
         identity: row.id,
         secret,
-        grant: deciding.name,
+        grant: union.deciding.name,
         grants: allowing.map((g) => g.name),
-        ttlSeconds: deciding.ttlSeconds,
-        wrap: combineWrap(allowing.map((g) => g.wrap)),
+        ttlSeconds: union.deciding.ttlSeconds,
+        wrap: union.wrap,
         inherited: !allowing.some((g) => row.grants.includes(g.name)),
         preMerge: row.preMerge,
       });

@@ -197,7 +197,7 @@ describe('openbao.auth.method kubernetes', () => {
       'openbao.auth: unknown key(s) tokenFile',
     ],
   ])('is refused %s, naming the key', (_name, auth, where) => {
-    expect(problemsOf(kubernetes(auth)).some((p) => p.startsWith(where))).toBe(true);
+    expect(configProblems(kubernetes(auth)).some((p) => p.startsWith(where))).toBe(true);
   });
 });
 

@@ -210,6 +210,40 @@ grants:
       ['d', 'anywhere'],
     ]);
   });
+
+  it('finds covering grants of every project shape, for literal, glob and absent rows', () => {
+    const r = report({
+      'p.yaml': `secrets:
+  a: { kv: { mount: secret, path: a } }
+  b: { kv: { mount: secret, path: b } }
+  c: { kv: { mount: secret, path: c } }
+  d: { kv: { mount: secret, path: d } }
+grants:
+  - { name: row, match: { tenant: t, project: [o/p2, o/p1], pipeline: post }, allow: [a] }
+  - { name: listed, match: { tenant: t, project: [o/p1, o/p2, o/p3] }, allow: [b] }
+  - { name: pattern, match: { tenant: t, project: "o/*", pipeline: post }, allow: [c] }
+  - { name: anyproject, match: { tenant: t, pipeline: post }, allow: [d] }
+  - { name: elsewhere, match: { tenant: t, project: o/p1 }, allow: [a, b, c, d] }
+  - { name: globrow, match: { tenant: t, project: "o/*", pipeline: [post, promote] }, allow: [a] }
+  - { name: everywhere, match: { tenant: t, project: "**" }, allow: [b] }
+  - { name: bare, match: { tenant: t, pipeline: [post, promote] }, allow: [a] }
+`,
+    });
+    const cells = (grant: string) =>
+      r.reaches.filter((x) => x.identity === rowOf(r, grant).id).map((x) => [x.secret, x.grants]);
+    expect(cells('row')).toEqual([
+      ['a', ['row', 'globrow', 'bare']],
+      ['b', ['listed', 'everywhere']],
+      ['c', ['pattern']],
+      ['d', ['anyproject']],
+    ]);
+    // A glob row: only the same glob and `**` cover it; a row without project only grants without.
+    expect(cells('globrow')).toEqual([
+      ['a', ['globrow', 'bare']],
+      ['b', ['everywhere']],
+    ]);
+    expect(cells('bare')).toEqual([['a', ['bare']]]);
+  });
 });
 
 describe('the diff of a policy change', () => {

@@ -59,6 +59,9 @@ const oneOf =
   (v) =>
     values.includes(v) ? undefined : `must be one of ${values.join(', ')}`;
 
+/** YAML 1.1's merge key: the yaml library writes the string `<<` as it, unquoted. */
+const MERGE_TAG = 'tag:yaml.org,2002:merge';
+
 /** YAML as the tools' YAML 1.1 parsers read it back: every string double-quoted. */
 function yamlFile(data: unknown): string {
   return stringify(data, {
@@ -66,6 +69,9 @@ function yamlFile(data: unknown): string {
     defaultStringType: 'QUOTE_DOUBLE',
     defaultKeyType: 'PLAIN',
     lineWidth: 0,
+    // Without the merge tag a value `<<` is a string like any other (double-quoted);
+    // with it, PyYAML reads the bare `<<` as a merge and refuses the file.
+    customTags: (tags) => tags.filter((tag) => typeof tag === 'string' || tag.tag !== MERGE_TAG),
   });
 }
 

@@ -82,6 +82,25 @@ function need(value: (field: string) => string | undefined, field: string): stri
   return v;
 }
 
+/**
+ * Characters the yaml library writes as they are inside a double-quoted string, where
+ * YAML 1.1 readers refuse them (DEL, the C1 controls, U+FFFE, U+FFFF: PyYAML's
+ * "unacceptable character") or change them (NEL, read as a line break and folded to a
+ * space).
+ */
+const YAML_UNWRITTEN = /[\u007f-\u009f\ufffe\uffff]/;
+
+/** A required field's text for a YAML file. */
+function yamlText(value: (field: string) => string | undefined, field: string): string {
+  const v = need(value, field);
+  if (YAML_UNWRITTEN.test(v)) {
+    throw new RenderError(
+      `field '${field}' contains a character YAML 1.1 readers cannot read back (U+007F to U+009F, U+FFFE, U+FFFF)`,
+    );
+  }
+  return v;
+}
+
 /** OpenStack's clouds.yaml with a Keystone application credential (openstacksdk, the openstack CLI). */
 const cloudsYaml: FormatDefinition = {
   options: {
@@ -103,8 +122,8 @@ const cloudsYaml: FormatDefinition = {
       auth_type: 'v3applicationcredential',
       auth: {
         auth_url: options.authUrl,
-        application_credential_id: need(value, 'application_credential_id'),
-        application_credential_secret: need(value, 'application_credential_secret'),
+        application_credential_id: yamlText(value, 'application_credential_id'),
+        application_credential_secret: yamlText(value, 'application_credential_secret'),
       },
       ...(options.region === undefined ? {} : { region_name: options.region }),
       ...(options.interface === undefined ? {} : { interface: options.interface }),
@@ -154,7 +173,7 @@ const kubeconfig: FormatDefinition = {
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [{ name, cluster }],
-      users: [{ name, user: { token: need(value, 'token') } }],
+      users: [{ name, user: { token: yamlText(value, 'token') } }],
       contexts: [{ name, context }],
       'current-context': name,
     });

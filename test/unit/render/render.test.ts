@@ -61,6 +61,18 @@ const failures: {
     reason: /^field 'username' .*leading '"'/,
   },
   {
+    name: 'a C1 control character in a clouds.yaml value (PyYAML refuses it)',
+    render: { format: 'clouds.yaml', cloud: 'c', authUrl: 'https://k.example.org/v3' },
+    data: { application_credential_id: 'dummy-id', application_credential_secret: 'dummy\u0080x' },
+    reason: /^field 'application_credential_secret' contains a character YAML 1\.1 readers cannot/,
+  },
+  {
+    name: 'a NEL in a kubeconfig token (YAML 1.1 folds it to a space)',
+    render: { format: 'kubeconfig', server: 'https://k.example.org:6443', cluster: 'c' },
+    data: { token: 'dummy\u0085token' },
+    reason: /^field 'token' contains a character YAML 1\.1 readers cannot/,
+  },
+  {
     name: "a ':' in a docker username",
     render: { format: 'docker-config.json', registry: 'r.example.org' },
     data: { username: 'a:b', password: 'p' },

@@ -187,11 +187,12 @@ const netrc: FormatDefinition = {
   render(options, value) {
     const field = (name: string): string => {
       const v = need(value, name);
-      // .netrc separates tokens by whitespace, with no quoting every reader understands
-      // (curl reads "…" as quoted, Python's netrc does not).
-      if (v === '' || WHITESPACE_OR_CONTROL.test(v) || v.startsWith('"')) {
+      // .netrc separates tokens by whitespace, with no quoting or escaping every reader
+      // understands: curl reads "…" as quoted and a bare '\' as itself, Python 3.11+'s
+      // netrc drops a '\' as an escape everywhere (pip would send another password).
+      if (v === '' || WHITESPACE_OR_CONTROL.test(v) || v.startsWith('"') || v.includes('\\')) {
         throw new RenderError(
-          `field '${name}' is empty or contains whitespace, a control character or a leading '"', which .netrc cannot hold`,
+          `field '${name}' is empty or contains whitespace, a control character, a '\\' or a leading '"', which .netrc cannot hold`,
         );
       }
       return v;

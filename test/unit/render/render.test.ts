@@ -61,6 +61,12 @@ const failures: {
     reason: /^field 'username' .*leading '"'/,
   },
   {
+    name: "a '\\' in a .netrc value (Python's netrc drops it, curl keeps it)",
+    render: { format: 'netrc', machine: 'h' },
+    data: { username: 'u', password: 'dummy\\pass' },
+    reason: /^field 'password' .*a '\\'.*\.netrc cannot hold$/,
+  },
+  {
     name: 'a C1 control character in a clouds.yaml value (PyYAML refuses it)',
     render: { format: 'clouds.yaml', cloud: 'c', authUrl: 'https://k.example.org/v3' },
     data: { application_credential_id: 'dummy-id', application_credential_secret: 'dummy\u0080x' },

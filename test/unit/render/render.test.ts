@@ -43,6 +43,12 @@ const failures: {
     reason: /^field 'b' is missing from the secret$/,
   },
   {
+    name: "a missing template field named '__proto__'",
+    render: { format: 'template', template: 'v={{ __proto__ }}' },
+    data: { x: 'dummy' },
+    reason: /^field '__proto__' is missing from the secret$/,
+  },
+  {
     name: 'a mapping where text belongs',
     render: { format: 'template', template: '{{ a }}' },
     data: { a: { nested: 'x' } },

@@ -62,7 +62,8 @@ export function readRenderSpec(
     }
   }
 
-  const fields: Record<string, string> = {};
+  // No prototype: a template may name a key `__proto__`, which must stay an own field.
+  const fields: Record<string, string> = Object.create(null);
   const optionalFields: string[] = [];
   let template: RenderSpec['template'];
   if (raw.format === 'template') {

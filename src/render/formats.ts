@@ -59,6 +59,9 @@ const oneOf =
   (v) =>
     values.includes(v) ? undefined : `must be one of ${values.join(', ')}`;
 
+/** YAML 1.1's merge key: the yaml library writes the string `<<` as it, unquoted. */
+const MERGE_TAG = 'tag:yaml.org,2002:merge';
+
 /** YAML as the tools' YAML 1.1 parsers read it back: every string double-quoted. */
 function yamlFile(data: unknown): string {
   return stringify(data, {
@@ -66,6 +69,9 @@ function yamlFile(data: unknown): string {
     defaultStringType: 'QUOTE_DOUBLE',
     defaultKeyType: 'PLAIN',
     lineWidth: 0,
+    // Without the merge tag a value `<<` is a string like any other (double-quoted);
+    // with it, PyYAML reads the bare `<<` as a merge and refuses the file.
+    customTags: (tags) => tags.filter((tag) => typeof tag === 'string' || tag.tag !== MERGE_TAG),
   });
 }
 
@@ -73,6 +79,25 @@ function need(value: (field: string) => string | undefined, field: string): stri
   const v = value(field);
   // Required fields are checked before rendering; this keeps the types honest.
   if (v === undefined) throw new RenderError(`field '${field}' is missing`);
+  return v;
+}
+
+/**
+ * Characters the yaml library writes as they are inside a double-quoted string, where
+ * YAML 1.1 readers refuse them (DEL, the C1 controls, U+FFFE, U+FFFF: PyYAML's
+ * "unacceptable character") or change them (NEL, read as a line break and folded to a
+ * space).
+ */
+const YAML_UNWRITTEN = /[\u007f-\u009f\ufffe\uffff]/;
+
+/** A required field's text for a YAML file. */
+function yamlText(value: (field: string) => string | undefined, field: string): string {
+  const v = need(value, field);
+  if (YAML_UNWRITTEN.test(v)) {
+    throw new RenderError(
+      `field '${field}' contains a character YAML 1.1 readers cannot read back (U+007F to U+009F, U+FFFE, U+FFFF)`,
+    );
+  }
   return v;
 }
 
@@ -97,8 +122,8 @@ const cloudsYaml: FormatDefinition = {
       auth_type: 'v3applicationcredential',
       auth: {
         auth_url: options.authUrl,
-        application_credential_id: need(value, 'application_credential_id'),
-        application_credential_secret: need(value, 'application_credential_secret'),
+        application_credential_id: yamlText(value, 'application_credential_id'),
+        application_credential_secret: yamlText(value, 'application_credential_secret'),
       },
       ...(options.region === undefined ? {} : { region_name: options.region }),
       ...(options.interface === undefined ? {} : { interface: options.interface }),
@@ -148,7 +173,7 @@ const kubeconfig: FormatDefinition = {
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [{ name, cluster }],
-      users: [{ name, user: { token: need(value, 'token') } }],
+      users: [{ name, user: { token: yamlText(value, 'token') } }],
       contexts: [{ name, context }],
       'current-context': name,
     });
@@ -162,11 +187,12 @@ const netrc: FormatDefinition = {
   render(options, value) {
     const field = (name: string): string => {
       const v = need(value, name);
-      // .netrc separates tokens by whitespace, with no quoting every reader understands
-      // (curl reads "…" as quoted, Python's netrc does not).
-      if (v === '' || WHITESPACE_OR_CONTROL.test(v) || v.startsWith('"')) {
+      // .netrc separates tokens by whitespace, with no quoting or escaping every reader
+      // understands: curl reads "…" as quoted and a bare '\' as itself, Python 3.11+'s
+      // netrc drops a '\' as an escape everywhere (pip would send another password).
+      if (v === '' || WHITESPACE_OR_CONTROL.test(v) || v.startsWith('"') || v.includes('\\')) {
         throw new RenderError(
-          `field '${name}' is empty or contains whitespace, a control character or a leading '"', which .netrc cannot hold`,
+          `field '${name}' is empty or contains whitespace, a control character, a '\\' or a leading '"', which .netrc cannot hold`,
         );
       }
       return v;

@@ -20,6 +20,8 @@ const PLAYBOOK_TIMEOUT = 180000;
 const ROBOT = { username: 'robot$scs+image-build', password: canaryValue('ansible-robot') };
 const NETRC = { username: 'ci-bot', password: canaryValue('ansible-netrc') };
 const AUTH = Buffer.from(`${ROBOT.username}:${ROBOT.password}`).toString('base64');
+// Jinja in a value: the role must write it as text, never template it.
+const TOOL = { token: `{{ lookup('env', 'HOME') }}{% raw %}-${canaryValue('ansible-tool')}` };
 
 const POLICY = `
 secrets:
@@ -29,18 +31,25 @@ secrets:
   git-netrc:
     kv: { mount: secret, path: "{prefix}/netrc", keys: [username, password] }
     render: { format: netrc, machine: git.example.org }
+  tool-ini:
+    kv: { mount: secret, path: "{prefix}/tool", keys: [token] }
+    render: { format: template, template: "[tool]\\ntoken = {{ token }}\\n" }
   no-file:
     kv: { mount: secret, path: "{prefix}/netrc" }
 grants:
   - name: ansible-ready-files
     match: { tenant: scs, pipeline: periodic-daily }
-    allow: [registry-robot, git-netrc, no-file]
+    allow: [registry-robot, git-netrc, tool-ini, no-file]
 `;
 
 let env: PolicyBroker;
 
 beforeAll(async () => {
-  env = await startPolicyBroker('ansible-files', POLICY, { robot: ROBOT, netrc: NETRC });
+  env = await startPolicyBroker('ansible-files', POLICY, {
+    robot: ROBOT,
+    netrc: NETRC,
+    tool: TOOL,
+  });
 }, 60000);
 
 afterAll(async () => {
@@ -64,6 +73,7 @@ describe.each([
       const files = {
         'registry-robot': path.join(home, '.docker', 'config.json'),
         'git-netrc': path.join(home, '.netrc'),
+        'tool-ini': path.join(home, '.config', 'tool', 'settings.ini'),
       };
       const vars = {
         openbao_id: env.issuer.mint(),
@@ -74,14 +84,21 @@ describe.each([
       const fetched = await runPlaybook(FETCH, vars, workDir, PLAYBOOK_TIMEOUT);
       expect(fetched.code, tail(fetched)).toBe(0);
 
-      const docker = JSON.parse(await readFile(files['registry-robot'], 'utf8'));
-      expect(docker).toEqual({ auths: { 'registry.scs.community': { auth: AUTH } } });
+      // Byte for byte as the broker rendered it (Ansible neither re-serialises the JSON
+      // nor templates the Jinja in a value).
+      expect(await readFile(files['registry-robot'], 'utf8')).toBe(
+        `${JSON.stringify({ auths: { 'registry.scs.community': { auth: AUTH } } }, null, 2)}\n`,
+      );
+      expect(await readFile(files['tool-ini'], 'utf8')).toBe(`[tool]\ntoken = ${TOOL.token}\n`);
       expect(await readFile(files['git-netrc'], 'utf8')).toBe(
         `machine git.example.org\nlogin ci-bot\npassword ${NETRC.password}\n`,
       );
       expect(await modeOf(files['registry-robot'])).toBe(0o600);
       expect(await modeOf(files['git-netrc'])).toBe(0o600);
+      expect(await modeOf(files['tool-ini'])).toBe(0o600);
       expect(await modeOf(path.join(home, '.docker'))).toBe(0o700);
+      expect(await modeOf(path.join(home, '.config'))).toBe(0o700);
+      expect(await modeOf(path.join(home, '.config', 'tool'))).toBe(0o700);
       expect(await modeOf(home)).toBe(0o755);
 
       const output = `${fetched.stdout}\n${fetched.stderr}`;
@@ -89,6 +106,7 @@ describe.each([
         'robot password': ROBOT.password,
         'docker auth': AUTH,
         'netrc password': NETRC.password,
+        'tool token': TOOL.token,
         token: vars.openbao_id.split('.')[2] ?? '',
       })) {
         expect(value.length).toBeGreaterThan(8);
@@ -99,6 +117,7 @@ describe.each([
       expect(forgot.code, tail(forgot)).toBe(0);
       await expect(stat(files['registry-robot'])).rejects.toThrow(/ENOENT/);
       await expect(stat(files['git-netrc'])).rejects.toThrow(/ENOENT/);
+      await expect(stat(files['tool-ini'])).rejects.toThrow(/ENOENT/);
     },
     3 * PLAYBOOK_TIMEOUT,
   );

@@ -105,7 +105,7 @@ describe('ready files in the fetch answer', () => {
       expect(res.status).toBe(502);
       expect(res.body.code).toBe('upstream_error');
       expect(res.body.detail).toBe(
-        "secret 'spaced-netrc' cannot be rendered as netrc: field 'password' is empty or contains whitespace, a control character or a leading '\"', which .netrc cannot hold",
+        "secret 'spaced-netrc' cannot be rendered as netrc: field 'password' is empty or contains whitespace, a control character, a '\\' or a leading '\"', which .netrc cannot hold",
       );
       const text = JSON.stringify(res.body);
       expect(text).not.toContain(ROBOT.password);

@@ -8,7 +8,11 @@ import { access, constants, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ROOT } from './process.js';
 
-const VENV = path.join(ROOT, '.venv-ansible');
+/**
+ * ZSB_ANSIBLE_VENV runs the roles' tests under another ansible-core, e.g. one of Zuul's
+ * managed installs (`.venv-zuul/lib/zuul/ansible/11`, ansible-core 2.18) that executors use.
+ */
+const VENV = process.env.ZSB_ANSIBLE_VENV || path.join(ROOT, '.venv-ansible');
 export const ANSIBLE_PLAYBOOK = path.join(VENV, 'bin', 'ansible-playbook');
 export const ZUUL_DIR = path.join(ROOT, 'zuul');
 

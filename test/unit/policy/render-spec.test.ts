@@ -83,6 +83,12 @@ describe('render: at policy load', () => {
         /^p\.yaml:4:43: secrets\.s\.render\.template: the template names field 'token', which this secret cannot have: its kv\.keys are username, password$/,
     },
     {
+      name: "a template field '__proto__' the keys cannot have (an own field, not a prototype)",
+      lines: [KV_KEYS, '    render: { format: template, template: "{{ __proto__ }}" }'],
+      expected:
+        /^p\.yaml:4:43: secrets\.s\.render\.template: the template names field '__proto__', which this secret cannot have/,
+    },
+    {
       name: 'a format field the keys cannot have',
       lines: [KV_KEYS, '    render: { format: clouds.yaml, cloud: c, authUrl: "https://k/v3" }'],
       expected:

@@ -91,6 +91,12 @@ describe('clouds.yaml', () => {
     expect(cloud).not.toHaveProperty('region_name');
   });
 
+  it('quotes a value `<<`, which YAML 1.1 readers (PyYAML) would take for a merge key', () => {
+    const text = rendered(render, { ...CREDENTIAL, application_credential_secret: '<<' });
+    expect(text).toContain('      application_credential_secret: "<<"\n');
+    expect(yaml11(text).clouds['scs-compliance'].auth.application_credential_secret).toBe('<<');
+  });
+
   it('takes the fields from other keys with fields:', () => {
     const text = rendered(
       `${render}\nfields: { application_credential_id: id, application_credential_secret: secret }`,

@@ -43,6 +43,12 @@ const failures: {
     reason: /^field 'b' is missing from the secret$/,
   },
   {
+    name: "a missing template field named '__proto__'",
+    render: { format: 'template', template: 'v={{ __proto__ }}' },
+    data: { x: 'dummy' },
+    reason: /^field '__proto__' is missing from the secret$/,
+  },
+  {
     name: 'a mapping where text belongs',
     render: { format: 'template', template: '{{ a }}' },
     data: { a: { nested: 'x' } },
@@ -59,6 +65,24 @@ const failures: {
     render: { format: 'netrc', machine: 'h' },
     data: { username: '"u', password: 'p' },
     reason: /^field 'username' .*leading '"'/,
+  },
+  {
+    name: "a '\\' in a .netrc value (Python's netrc drops it, curl keeps it)",
+    render: { format: 'netrc', machine: 'h' },
+    data: { username: 'u', password: 'dummy\\pass' },
+    reason: /^field 'password' .*a '\\'.*\.netrc cannot hold$/,
+  },
+  {
+    name: 'a C1 control character in a clouds.yaml value (PyYAML refuses it)',
+    render: { format: 'clouds.yaml', cloud: 'c', authUrl: 'https://k.example.org/v3' },
+    data: { application_credential_id: 'dummy-id', application_credential_secret: 'dummy\u0080x' },
+    reason: /^field 'application_credential_secret' contains a character YAML 1\.1 readers cannot/,
+  },
+  {
+    name: 'a NEL in a kubeconfig token (YAML 1.1 folds it to a space)',
+    render: { format: 'kubeconfig', server: 'https://k.example.org:6443', cluster: 'c' },
+    data: { token: 'dummy\u0085token' },
+    reason: /^field 'token' contains a character YAML 1\.1 readers cannot/,
   },
   {
     name: "a ':' in a docker username",

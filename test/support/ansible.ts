@@ -9,10 +9,10 @@ import path from 'node:path';
 import { ROOT } from './process.js';
 
 /**
- * ZSB_ANSIBLE_VENV runs the roles' tests under another ansible-core, e.g. one of Zuul's
- * managed installs (`.venv-zuul/lib/zuul/ansible/11`, ansible-core 2.18) that executors use.
+ * ZSB_ANSIBLE_VENV (absolute, or from the project root) runs the roles' tests under another
+ * ansible-core, e.g. one of Zuul's managed installs (`.venv-zuul/lib/zuul/ansible/11`, ansible-core 2.18) that executors use.
  */
-const VENV = process.env.ZSB_ANSIBLE_VENV || path.join(ROOT, '.venv-ansible');
+const VENV = path.resolve(ROOT, process.env.ZSB_ANSIBLE_VENV || '.venv-ansible');
 export const ANSIBLE_PLAYBOOK = path.join(VENV, 'bin', 'ansible-playbook');
 export const ZUUL_DIR = path.join(ROOT, 'zuul');
 

@@ -5,31 +5,14 @@
  * `npm test` never starts it; it needs `npm run setup:deploy` (docs/deploy.md). The
  * whole-run canary scan runs here too, over every container log and command output.
  */
-import path from 'node:path';
-import { defineConfig } from 'vitest/config';
+import { standaloneSuite } from '../support/standalone-suite.js';
 
-const root = path.resolve(import.meta.dirname, '..', '..');
-
+// Image builds and containers share two cores: one file at a time. The image test runs its
+// containers against the real OpenBao of openbao-global-setup.
 // biome-ignore lint/style/noDefaultExport: vitest reads the default export of its config
-export default defineConfig({
-  test: {
-    root,
-    globalSetup: ['test/support/canary-global-setup.ts'],
-    projects: [
-      {
-        test: {
-          name: 'deploy',
-          root,
-          include: ['test/deploy/**/*.test.ts'],
-          setupFiles: ['test/support/canary-setup.ts'],
-          // The image test runs its containers against this real OpenBao.
-          globalSetup: ['test/support/openbao-global-setup.ts'],
-          // Image builds and containers share two cores: one file at a time.
-          fileParallelism: false,
-          testTimeout: 180000,
-          hookTimeout: 600000,
-        },
-      },
-    ],
-  },
+export default standaloneSuite({
+  name: 'deploy',
+  testTimeout: 180000,
+  hookTimeout: 600000,
+  globalSetup: ['test/support/openbao-global-setup.ts'],
 });

@@ -4,29 +4,8 @@
  * Debian packages; see docs/real-zuul-suite.md). The whole-run canary scan of the other
  * suites runs here too, over everything this suite captures.
  */
-import path from 'node:path';
-import { defineConfig } from 'vitest/config';
+import { standaloneSuite } from '../support/standalone-suite.js';
 
-const root = path.resolve(import.meta.dirname, '..', '..');
-
+// One Zuul for every case: the cases run in order, in one file.
 // biome-ignore lint/style/noDefaultExport: vitest reads the default export of its config
-export default defineConfig({
-  test: {
-    root,
-    globalSetup: ['test/support/canary-global-setup.ts'],
-    projects: [
-      {
-        test: {
-          name: 'zuul',
-          root,
-          include: ['test/zuul/**/*.test.ts'],
-          setupFiles: ['test/support/canary-setup.ts'],
-          // One Zuul for every case: the cases run in order, in one file.
-          fileParallelism: false,
-          testTimeout: 180000,
-          hookTimeout: 120000,
-        },
-      },
-    ],
-  },
-});
+export default standaloneSuite({ name: 'zuul', testTimeout: 180000, hookTimeout: 120000 });

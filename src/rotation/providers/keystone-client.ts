@@ -98,12 +98,35 @@ function loginBody(login: RotatorLogin): object {
   };
 }
 
+/**
+ * The answer's body, its bytes counted as they arrive: undefined (and the rest never read)
+ * once it passes MAX_BODY_BYTES.
+ */
+async function readBounded(response: Response): Promise<string | undefined> {
+  const reader = response.body?.getReader();
+  if (reader === undefined) return '';
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > MAX_BODY_BYTES) {
+      await reader.cancel().catch(() => undefined);
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 async function call(
   url: string,
   what: string,
   init: { method: string; token?: string; body?: unknown; subjectToken?: string },
 ): Promise<{ status: number; body: unknown; subjectToken: string | null }> {
   let response: Response;
+  let raw: string | undefined;
   try {
     response = await fetch(url, {
       method: init.method,
@@ -117,11 +140,12 @@ async function call(
       signal: AbortSignal.timeout(TIMEOUT_MS),
       redirect: 'error',
     });
+    raw = await readBounded(response);
   } catch {
+    // The connection failed, timed out or broke off mid-answer.
     throw new TargetError(`Keystone did not answer (${what})`);
   }
-  const raw = await response.text();
-  if (raw.length > MAX_BODY_BYTES) throw new TargetError(`Keystone answer too large (${what})`);
+  if (raw === undefined) throw new TargetError(`Keystone answer too large (${what})`);
   let body: unknown;
   try {
     body = raw === '' ? undefined : JSON.parse(raw);

@@ -9,6 +9,7 @@
  * the old credential answers 404 (not 401) and its tokens stop working at once.
  */
 import { isSafeUrl } from '../../config/schema.js';
+import { readCapped } from '../../http/read-capped.js';
 import { RotationConfigError, TargetError } from '../driver.js';
 
 /** Every Keystone call is bounded: a hung Keystone fails the step, which is retried. */
@@ -98,35 +99,13 @@ function loginBody(login: RotatorLogin): object {
   };
 }
 
-/**
- * The answer's body, its bytes counted as they arrive: undefined (and the rest never read)
- * once it passes MAX_BODY_BYTES.
- */
-async function readBounded(response: Response): Promise<string | undefined> {
-  const reader = response.body?.getReader();
-  if (reader === undefined) return '';
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > MAX_BODY_BYTES) {
-      await reader.cancel().catch(() => undefined);
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 async function call(
   url: string,
   what: string,
   init: { method: string; token?: string; body?: unknown; subjectToken?: string },
 ): Promise<{ status: number; body: unknown; subjectToken: string | null }> {
   let response: Response;
-  let raw: string | undefined;
+  let bytes: Uint8Array | undefined;
   try {
     response = await fetch(url, {
       method: init.method,
@@ -140,12 +119,13 @@ async function call(
       signal: AbortSignal.timeout(TIMEOUT_MS),
       redirect: 'error',
     });
-    raw = await readBounded(response);
+    bytes = await readCapped(response, MAX_BODY_BYTES);
   } catch {
     // The connection failed, timed out or broke off mid-answer.
     throw new TargetError(`Keystone did not answer (${what})`);
   }
-  if (raw === undefined) throw new TargetError(`Keystone answer too large (${what})`);
+  if (bytes === undefined) throw new TargetError(`Keystone answer too large (${what})`);
+  const raw = new TextDecoder().decode(bytes);
   let body: unknown;
   try {
     body = raw === '' ? undefined : JSON.parse(raw);

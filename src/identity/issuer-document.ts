@@ -10,6 +10,7 @@
  * could be a credential is shown: the URL loses its query, and long base64-like runs in
  * the bytes (a JWT, key material) are cut out.
  */
+import { readCapped } from '../http/read-capped.js';
 
 /** The class of one fetch's result: a closed set, safe as a metric label. */
 export type KeySetRefreshOutcome =
@@ -86,36 +87,6 @@ function answerOf(status: number, contentType: string | null, bytes: Uint8Array)
   return parts.join(', ');
 }
 
-async function readCapped(response: Response, maxBytes: number, url: string): Promise<Uint8Array> {
-  const declared = Number(response.headers.get('content-length') ?? '0');
-  if (declared > maxBytes) {
-    await response.body?.cancel().catch(() => undefined);
-    throw new IssuerDocumentError(
-      `response too large from ${url} (over ${maxBytes} bytes)`,
-      'too_large',
-    );
-  }
-  const body = response.body;
-  if (body === null) return new Uint8Array();
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      throw new IssuerDocumentError(
-        `response too large from ${url} (over ${maxBytes} bytes)`,
-        'too_large',
-      );
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
-}
-
 /** The start of an error answer's body, for the message; never more than a few bytes. */
 async function readStart(response: Response): Promise<Uint8Array> {
   const reader = response.body?.getReader();
@@ -170,7 +141,13 @@ export async function fetchIssuerDocument(
         response.status,
       );
     }
-    const bytes = await readCapped(response, options.maxBytes, shown);
+    const bytes = await readCapped(response, options.maxBytes);
+    if (bytes === undefined) {
+      throw new IssuerDocumentError(
+        `response too large from ${shown} (over ${options.maxBytes} bytes)`,
+        'too_large',
+      );
+    }
     const answer = answerOf(200, response.headers.get('content-type'), bytes);
     try {
       const json: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));

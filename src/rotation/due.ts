@@ -45,6 +45,9 @@ export function failureBackoffMs(failures: number): number {
 
 /** When the rotation should next start (possibly in the past: due now). */
 export function nextDue(rotation: Rotation, record: RotationRecord, now: Date): Date {
+  // A promoted run waiting for its grace period: runs before then answer `waiting`.
+  const finishAfter = record.run?.finishAfter;
+  if (finishAfter !== undefined) return new Date(finishAfter);
   let due: Date;
   if (record.run !== undefined || record.lastSuccess === undefined) {
     due = new Date(0); // a run to resume, or never rotated: at once

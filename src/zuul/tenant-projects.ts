@@ -9,6 +9,7 @@
  * dashboard HTML (a wrong base URL), so a non-JSON answer is an error that says so.
  */
 import { z } from 'zod';
+import { readCapped } from '../http/read-capped.js';
 
 export interface ZuulProject {
   readonly name: string;
@@ -55,24 +56,6 @@ export function tenantProjectsUrl(zuulUrl: string, tenant: string): string {
   return `${zuulUrl.replace(/\/+$/, '')}/api/tenant/${encodeURIComponent(tenant)}/projects`;
 }
 
-async function readCapped(response: Response, maxBytes: number, url: string): Promise<string> {
-  const reader = response.body?.getReader();
-  if (reader === undefined) return '';
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      throw new ZuulWebError(`${url}: answer larger than ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  return new TextDecoder().decode(Buffer.concat(chunks));
-}
-
 export async function fetchTenantProjects(
   zuulUrl: string,
   tenant: string,
@@ -101,7 +84,10 @@ export async function fetchTenantProjects(
   }
   let body: unknown;
   try {
-    body = JSON.parse(await readCapped(response, options.maxBytes ?? DEFAULT_MAX_BYTES, url));
+    const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+    const bytes = await readCapped(response, maxBytes);
+    if (bytes === undefined) throw new ZuulWebError(`${url}: answer larger than ${maxBytes} bytes`);
+    body = JSON.parse(new TextDecoder().decode(bytes));
   } catch (error) {
     if (error instanceof ZuulWebError) throw error;
     const type = response.headers.get('content-type')?.split(';')[0] ?? 'no content type';

@@ -111,7 +111,7 @@ async function manage(
     });
   } catch (error) {
     const e = error as { stderr?: string; message: string };
-    // The bootstrap password is in argv, never in its output; the tail says what failed.
+    // The tail says what failed (the bootstrap password is in the environment, not argv).
     throw new Error(
       `Keystone cannot start: keystone-manage ${args[0]} failed: ${(e.stderr ?? e.message).slice(-2000)}`,
     );
@@ -184,8 +184,6 @@ async function startOnce(options: KeystoneOptions): Promise<Keystone> {
       config,
       [
         'bootstrap',
-        '--bootstrap-password',
-        admin.password,
         '--bootstrap-username',
         admin.username,
         '--bootstrap-project-name',
@@ -199,7 +197,8 @@ async function startOnce(options: KeystoneOptions): Promise<Keystone> {
         '--bootstrap-public-url',
         authUrl,
       ],
-      env,
+      // Not in argv: any user of the machine can read a process's argv.
+      { ...env, OS_BOOTSTRAP_PASSWORD: admin.password },
     );
     const setupMs = Date.now() - setupStarted;
 

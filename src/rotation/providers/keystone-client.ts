@@ -9,6 +9,7 @@
  * the old credential answers 404 (not 401) and its tokens stop working at once.
  */
 import { isSafeUrl } from '../../config/schema.js';
+import { readCapped } from '../../http/read-capped.js';
 import { RotationConfigError, TargetError } from '../driver.js';
 
 /** Every Keystone call is bounded: a hung Keystone fails the step, which is retried. */
@@ -104,6 +105,7 @@ async function call(
   init: { method: string; token?: string; body?: unknown; subjectToken?: string },
 ): Promise<{ status: number; body: unknown; subjectToken: string | null }> {
   let response: Response;
+  let bytes: Uint8Array | undefined;
   try {
     response = await fetch(url, {
       method: init.method,
@@ -117,11 +119,13 @@ async function call(
       signal: AbortSignal.timeout(TIMEOUT_MS),
       redirect: 'error',
     });
+    bytes = await readCapped(response, MAX_BODY_BYTES);
   } catch {
+    // The connection failed, timed out or broke off mid-answer.
     throw new TargetError(`Keystone did not answer (${what})`);
   }
-  const raw = await response.text();
-  if (raw.length > MAX_BODY_BYTES) throw new TargetError(`Keystone answer too large (${what})`);
+  if (bytes === undefined) throw new TargetError(`Keystone answer too large (${what})`);
+  const raw = new TextDecoder().decode(bytes);
   let body: unknown;
   try {
     body = raw === '' ? undefined : JSON.parse(raw);

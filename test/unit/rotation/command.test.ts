@@ -49,6 +49,17 @@ const input = (step: CommandInput['step']): CommandInput => ({
   previous: { username: 'robot', password: 'current-value' },
 });
 
+/** Whether a process runs; a zombie waiting for its reaper counts as dead. */
+async function alive(pid: number): Promise<boolean> {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  const line = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return !/^\d+ \(.*\) Z /.test(line);
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'zsb-command-test-'));
 });
@@ -117,15 +128,21 @@ describe('command provider contract', () => {
   });
 
   it('kills a command (and what it started) at its timeout', async () => {
-    const out = path.join(dir, 'timeout-child');
-    const slow = await script('slow', `(sleep 30; touch ${out}) & sleep 30`);
+    const pidFile = path.join(dir, 'timeout-child.pid');
+    // The child lets go of the pipes, so only a kill of the whole group can reach it.
+    const slow = await script(
+      'slow',
+      `sh -c 'echo $$ > ${pidFile}; exec sleep 30' </dev/null >/dev/null 2>&1 & sleep 30`,
+    );
     const started = Date.now();
     await expect(
       runCommand(target({ set: [slow] }, { timeoutSeconds: 1 }), input('set')),
     ).rejects.toThrow('the set command timed out after 1 s');
     expect(Date.now() - started).toBeLessThan(5000);
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    expect(pid).toBeGreaterThan(1);
     await new Promise((r) => setTimeout(r, 200));
-    await expect(stat(out)).rejects.toThrow(/ENOENT/);
+    expect(await alive(pid)).toBe(false);
   });
 
   it('refuses more than 64 KiB on stdout and a missing executable', async () => {

@@ -22,6 +22,28 @@ describe('when a rotation is due', () => {
     expect(isDue(base, resuming, at('2026-11-26T10:00:00Z'))).toBe(true);
   });
 
+  it('a promoted run waiting for its grace period: when the grace ends, whatever the schedule', () => {
+    const waiting = {
+      failures: 0,
+      lastSuccess: '2026-11-26T09:00:00Z',
+      run: {
+        id: 'r',
+        step: 'promoted' as const,
+        startedAt: '',
+        base: 1,
+        pending: {},
+        promotedAt: '2026-11-26T09:00:00Z',
+        finishAfter: '2026-11-26T10:00:00.000Z',
+      },
+    };
+    const windowed = { ...base, window: { startMinute: 120, endMinute: 240 } };
+    for (const rotation of [base, windowed]) {
+      expect(nextDue(rotation, waiting, at('2026-11-26T09:30:00Z')).toISOString()).toBe(
+        '2026-11-26T10:00:00.000Z',
+      );
+    }
+  });
+
   it('every: the interval after the last success', () => {
     const record = { failures: 0, lastSuccess: '2026-11-25T10:00:00Z' };
     expect(nextDue(base, record, at('2026-11-26T09:00:00Z')).toISOString()).toBe(

@@ -144,7 +144,9 @@ class IssuerBinding {
 
   /** The cached answer while it is good, else one shared lookup. */
   #current(tenant: string, build: string): Promise<Entry> {
-    const cached = this.#cache.get(build);
+    // Keyed as the lookup URL is: an answer about one tenant's build never serves another's.
+    const key = `${tenant}\n${build}`;
+    const cached = this.#cache.get(key);
     const now = this.#now();
     if (cached?.state === 'ended') return Promise.resolve(cached);
     if (cached?.state === 'running' && now - cached.checkedAt < this.#config.cacheSeconds * 1000) {
@@ -154,14 +156,14 @@ class IssuerBinding {
     if (cached?.state === 'unknown' && now - cached.checkedAt < pollMs) {
       return Promise.resolve(cached);
     }
-    const running = this.#inFlight.get(build);
+    const running = this.#inFlight.get(key);
     if (running !== undefined) return running;
-    const lookup = this.#lookup(tenant, build).finally(() => this.#inFlight.delete(build));
-    this.#inFlight.set(build, lookup);
+    const lookup = this.#lookup(key, tenant, build).finally(() => this.#inFlight.delete(key));
+    this.#inFlight.set(key, lookup);
     return lookup;
   }
 
-  async #lookup(tenant: string, build: string): Promise<Entry> {
+  async #lookup(key: string, tenant: string, build: string): Promise<Entry> {
     let found: Awaited<ReturnType<typeof fetchBuildRecord>>;
     try {
       found = await fetchBuildRecord(this.#webUrl, tenant, build, {
@@ -185,12 +187,12 @@ class IssuerBinding {
       entry = { state: 'ended', result: shownResult(found.record.result) };
     } else entry = { state: 'running', record: found.record, checkedAt };
     this.#options.onLookup?.(entry.state);
-    this.#cache.set(build, entry);
+    this.#cache.set(key, entry);
     return entry;
   }
 
   async #bind(identity: JobIdentity, record: BuildRecord): Promise<BindingResult> {
-    // Tenant is part of the URL; job and pipeline must be those the token names.
+    // Tenant is part of the URL and the cache key; job and pipeline must be those the token names.
     if (record.jobName !== identity.job || record.pipeline !== identity.pipeline) {
       return { ok: false, kind: 'refused', reason: 'build record does not match the token' };
     }

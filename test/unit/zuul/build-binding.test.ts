@@ -111,6 +111,17 @@ describe('a running build', () => {
     ]);
   });
 
+  it('an answer about one tenant’s build never serves a token of another tenant', async () => {
+    const web = fakeZuulWeb({ [RUNNING_UUID]: [json(buildAnswer())] });
+    const { binder } = binderFor(web);
+    expect((await binder.confirm(identity())).ok).toBe(true);
+    await binder.confirm(identity({ tenant: 'other' }));
+    expect(web.builds()).toBe(2);
+    expect(web.requests.map((r) => r.url)).toContain(
+      `${ISSUER}/api/tenant/other/build/${RUNNING_UUID}`,
+    );
+  });
+
   it('a paused build counts as running: its post-run playbooks are still to come', async () => {
     const web = fakeZuulWeb({ [RUNNING_UUID]: [json(PAUSED)] });
     const result = await binderFor(web).binder.confirm(identity());

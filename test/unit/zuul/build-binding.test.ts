@@ -50,6 +50,21 @@ function fakeZuulWeb(answers: Record<string, Answer[]>) {
   return { fetchImpl, requests, builds };
 }
 
+/** An answer that zuul-web gives only once released, so that requests pile up meanwhile. */
+function heldAnswer(make: () => Response): { answer: Answer; release: () => void } {
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  return {
+    answer: async () => {
+      await gate;
+      return make();
+    },
+    release: () => release(),
+  };
+}
+
 function identity(overrides: Partial<JobIdentity> = {}): JobIdentity {
   return {
     issuer: ISSUER,
@@ -129,21 +144,11 @@ describe('a running build', () => {
   });
 
   it('one answer serves all of the build’s requests while fresh; one request in flight', async () => {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const web = fakeZuulWeb({
-      [RUNNING_UUID]: [
-        async () => {
-          await gate;
-          return json(buildAnswer());
-        },
-      ],
-    });
+    const held = heldAnswer(() => json(buildAnswer()));
+    const web = fakeZuulWeb({ [RUNNING_UUID]: [held.answer] });
     const { binder, advance } = binderFor(web, { cacheSeconds: 5 });
     const pending = Array.from({ length: 20 }, () => binder.confirm(identity()));
-    release();
+    held.release();
     const results = await Promise.all(pending);
     expect(results.every((r) => r.ok)).toBe(true);
     expect(web.builds()).toBe(1);
@@ -309,21 +314,11 @@ describe('zuul-web cannot say', () => {
   );
 
   it('a failed lookup shared by concurrent requests is counted once', async () => {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const web = fakeZuulWeb({
-      [RUNNING_UUID]: [
-        async () => {
-          await gate;
-          return new Response('boom', { status: 500 });
-        },
-      ],
-    });
+    const held = heldAnswer(() => new Response('boom', { status: 500 }));
+    const web = fakeZuulWeb({ [RUNNING_UUID]: [held.answer] });
     const { binder, outcomes } = binderFor(web);
     const pending = Array.from({ length: 20 }, () => binder.confirm(identity()));
-    release();
+    held.release();
     const results = await Promise.all(pending);
     expect(results.every((r) => !r.ok && r.kind === 'unavailable')).toBe(true);
     expect(web.builds()).toBe(1);

@@ -25,6 +25,7 @@ import {
   roleExists,
   startDynamicBroker,
 } from '../support/dynamic-setup.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 import { until } from '../support/http.js';
 import { realOpenBao, uniquePrefix } from '../support/real-openbao.js';
 
@@ -201,5 +202,110 @@ describe('broker-fetch-secrets failures', () => {
       await expect(stat(secretsDir)).rejects.toThrow(/ENOENT/);
     },
     2 * PLAYBOOK_TIMEOUT,
+  );
+});
+
+describe('broker-fetch-secrets and broker-revoke retries', () => {
+  let front: FaultProxy;
+  beforeAll(async () => {
+    // In front of the broker: answers as scripted, then passes through.
+    front = await FaultProxy.start(broker.url);
+  });
+  afterAll(async () => {
+    await front?.close();
+  });
+
+  function frontCalls(pathName: string): number {
+    return front.seen.filter((seen) => seen.path === pathName).length;
+  }
+
+  it(
+    'retry 503 and 429 until the broker answers, then deliver and revoke',
+    async () => {
+      await requireAnsiblePlaybook();
+      const build = newBuild();
+      const workDir = await mkdtemp(path.join(dir, 'run-'));
+      const secretsDir = path.join(workDir, 'secrets');
+      const vars = (token: string) => ({
+        ...jobVars(token, secretsDir),
+        broker_url: front.url,
+        broker_retry_delay: 1,
+      });
+
+      // An OpenBao election as the broker shows it: 503 twice.
+      front.resetCount();
+      await front.setMode({
+        kind: 'status',
+        status: 503,
+        headers: { 'retry-after': '1' },
+        times: 2,
+      });
+      const fetchToken = issuer.mint({ 'build-uuid': build });
+      const fetched = await runPlaybook(FETCH, vars(fetchToken), workDir, PLAYBOOK_TIMEOUT);
+      expect(fetched.code, tail(fetched)).toBe(0);
+      expect(frontCalls('/v1/fetch')).toBe(3);
+      expect(fetched.stdout).toMatch(
+        /FAILED - RETRYING: \[localhost\]: Fetch the secrets from the broker/,
+      );
+      const kv = await readSecretFile(path.join(secretsDir, 'deploy-canary.json'));
+      expect(kv.data).toEqual(DEPLOY_KEY);
+      expectAbsent(fetched, { canary: CANARY, ...tokenValues(fetchToken) });
+
+      // A rate limit at the end of the build: 429 once.
+      front.resetCount();
+      await front.setMode({
+        kind: 'status',
+        status: 429,
+        headers: { 'retry-after': '1' },
+        times: 1,
+      });
+      const revokeToken = issuer.mint({ 'build-uuid': build });
+      const revoked = await runPlaybook(REVOKE, vars(revokeToken), workDir, PLAYBOOK_TIMEOUT);
+      expect(revoked.code, tail(revoked)).toBe(0);
+      expect(frontCalls('/v1/revoke')).toBe(2);
+      expect(revoked.stdout).toMatch(new RegExp(`Revoked [1-9]\\d* item\\(s\\) of build ${build}`));
+      expectAbsent(revoked, tokenValues(revokeToken));
+    },
+    3 * PLAYBOOK_TIMEOUT,
+  );
+
+  it(
+    'give up after broker_retries with the broker problem, and never retry a refusal',
+    async () => {
+      await requireAnsiblePlaybook();
+      const workDir = await mkdtemp(path.join(dir, 'run-'));
+      const secretsDir = path.join(workDir, 'secrets');
+      const token = issuer.mint({ 'build-uuid': newBuild() });
+      const vars = { ...jobVars(token, secretsDir), broker_url: front.url, broker_retry_delay: 0 };
+
+      front.resetCount();
+      await front.setMode({ kind: 'status', status: 503, headers: { 'retry-after': '1' } });
+      const unavailable = await runPlaybook(
+        FETCH,
+        { ...vars, broker_retries: 2 },
+        workDir,
+        PLAYBOOK_TIMEOUT,
+      );
+      expect(unavailable.code, tail(unavailable)).not.toBe(0);
+      expect(frontCalls('/v1/fetch')).toBe(3);
+      expect(unavailable.stdout).toMatch(/The broker refused or failed the fetch[^\n]*\s+HTTP 503/);
+      expectAbsent(unavailable, tokenValues(token));
+
+      // 403 through the same front: one request, no retry.
+      front.resetCount();
+      await front.setMode({ kind: 'pass' });
+      const refusedToken = issuer.mint({ 'build-uuid': newBuild(), pipeline: 'check' });
+      const refused = await runPlaybook(
+        FETCH,
+        { ...jobVars(refusedToken, secretsDir), broker_url: front.url, broker_retry_delay: 0 },
+        workDir,
+        PLAYBOOK_TIMEOUT,
+      );
+      expect(refused.code, tail(refused)).not.toBe(0);
+      expect(refused.stdout).toMatch(/HTTP 403\s+forbidden/);
+      expect(frontCalls('/v1/fetch')).toBe(1);
+      await expect(stat(secretsDir)).rejects.toThrow(/ENOENT/);
+    },
+    3 * PLAYBOOK_TIMEOUT,
   );
 });

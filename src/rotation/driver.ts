@@ -49,6 +49,14 @@ export class RotationTestFailed extends Error {
   override readonly name = 'RotationTestFailed';
 }
 
+/**
+ * A step stopped by the broker's shutdown before it said how it ended: whatever it did is
+ * unknown, so the run stays recorded at its step and the next holder runs the step again.
+ */
+export class RotationInterrupted extends Error {
+  override readonly name = 'RotationInterrupted';
+}
+
 /** A setting or stored value that no retry can fix (e.g. a login missing its username). */
 export class RotationConfigError extends Error {
   override readonly name = 'RotationConfigError';

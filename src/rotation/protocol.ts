@@ -20,6 +20,7 @@ import {
   ConflictError,
   RotationConfigError,
   type RotationDriver,
+  RotationInterrupted,
   RotationTestFailed,
   TargetError,
 } from './driver.js';
@@ -164,7 +165,7 @@ export async function runRotation(
       try {
         return await action();
       } catch (error) {
-        if (isDefinitive(error) || attempt >= attempts) throw error;
+        if (isDefinitive(error) || attempt >= attempts || options.signal?.aborted) throw error;
         const delay = Math.random() * retryBaseMs * 2 ** (attempt - 1);
         log.warn(
           { rotation: name, step, attempt, error: describeError(error) },
@@ -287,6 +288,9 @@ export async function runRotation(
       log.warn({ rotation: name, step }, 'rotation lock lost to another instance; stopping');
       return { outcome: 'lost-lock' };
     }
+    // Shutdown stopped a step midway: its outcome is unknown, not failed. The run stays as
+    // recorded, and the next holder runs the step again (steps are idempotent).
+    if (error instanceof RotationInterrupted) return await release();
     const reason = describeError(error);
     const lastError = { at: new Date(now()).toISOString(), step, message: reason };
     const failures = (stored.record.failures ?? 0) + 1;

@@ -131,7 +131,7 @@ export function createRotationService(options: RotationServiceOptions): Rotation
     return new KvSecret(options.openbao, { mount: source.mount, path: source.path });
   }
 
-  function driverFor(rotation: Rotation): RotationDriver {
+  function driverFor(rotation: Rotation, signal?: AbortSignal): RotationDriver {
     const b = options.brokerSecretId;
     if (rotation.name === BROKER_SECRET_ID_ROTATION && b !== undefined) {
       return createBrokerAppRoleDriver(options.openbao, b);
@@ -152,6 +152,7 @@ export function createRotationService(options: RotationServiceOptions): Rotation
       return createCommandDriver(options.openbao, secret, target, {
         rotation: rotation.name,
         ...(rotation.generate ? { generate: rotation.generate } : {}),
+        ...(signal ? { shutdown: { signal } } : {}),
       });
     }
     const spec = rotation.generate;
@@ -167,7 +168,7 @@ export function createRotationService(options: RotationServiceOptions): Rotation
   }
 
   async function rotateOne(rotation: Rotation, opts: RotateOptions): Promise<RotationOutcome> {
-    const outcome = await runRotation(rotation.name, driverFor(rotation), {
+    const outcome = await runRotation(rotation.name, driverFor(rotation, opts.signal), {
       store,
       instanceId,
       lockTtlMs: options.lockTtlSeconds * 1000,

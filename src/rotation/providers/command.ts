@@ -12,6 +12,9 @@
  *   and rolls back); 75 (EX_TEMPFAIL) or anything else: the step failed and is retried;
  * - bounds: `timeout` per call (the process group is killed), stdout at most 64 KiB (only
  *   `create` uses it: a JSON object of fields), stderr read and discarded, never logged;
+ * - shutdown: when the broker stops (SIGTERM), a running step's process group gets SIGTERM,
+ *   then SIGKILL after 5 s; the step's outcome is then unknown, so the run stays recorded
+ *   at its step and the next holder runs that step again (idempotency, below);
  * - idempotency: every step may run again with the same runId and pending value after a
  *   crash and must then succeed without doing anything twice. A run resumed after its
  *   `test` (a crash between test and promotion) runs `test` again before it promotes:
@@ -27,6 +30,7 @@ import {
   type CreatedValue,
   RotationConfigError,
   type RotationDriver,
+  RotationInterrupted,
   RotationTestFailed,
   sameJson,
   TargetError,
@@ -38,6 +42,8 @@ import type { KvSecret } from './kv.js';
 export const MAX_STDOUT_BYTES = 64 * 1024;
 export const EXIT_REFUSED = 1;
 export const EXIT_TEMPORARY = 75;
+/** How long a step has to stop after SIGTERM at shutdown before it is killed. */
+export const SHUTDOWN_GRACE_MS = 5000;
 
 export interface CommandInput {
   readonly rotation: string;
@@ -48,8 +54,24 @@ export interface CommandInput {
   readonly previous: Readonly<Record<string, unknown>>;
 }
 
-/** Runs one step's executable; resolves with its stdout when it exits 0. */
-export async function runCommand(target: CommandTarget, input: CommandInput): Promise<Buffer> {
+/** The broker's shutdown, for a step that runs when it comes. */
+export interface StepShutdown {
+  readonly signal: AbortSignal;
+  /** SIGTERM to SIGKILL; SHUTDOWN_GRACE_MS unless a test says otherwise. */
+  readonly graceMs?: number;
+}
+
+/**
+ * Runs one step's executable; resolves with its stdout when it exits 0. At `shutdown` the
+ * step is stopped and fails with RotationInterrupted, whatever it exits with.
+ */
+export async function runCommand(
+  target: CommandTarget,
+  input: CommandInput,
+  shutdown?: StepShutdown,
+): Promise<Buffer> {
+  if (shutdown?.signal.aborted)
+    throw new RotationInterrupted(`the ${input.step} command did not start: shutting down`);
   const argv = target.steps[input.step];
   if (argv === undefined) throw new RotationConfigError(`no ${input.step} command`);
   const [executable = '', ...args] = argv;
@@ -72,6 +94,7 @@ export async function runCommand(target: CommandTarget, input: CommandInput): Pr
     return await execute(executable, args, env, target.input === 'stdin' ? body : '', {
       step: input.step,
       timeoutMs: target.timeoutSeconds * 1000,
+      ...(shutdown ? { shutdown } : {}),
     });
   } finally {
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
@@ -83,9 +106,10 @@ function execute(
   args: readonly string[],
   env: Record<string, string>,
   stdin: string,
-  options: { step: CommandStep; timeoutMs: number },
+  options: { step: CommandStep; timeoutMs: number; shutdown?: StepShutdown },
 ): Promise<Buffer> {
-  const { step } = options;
+  const { step, shutdown } = options;
+  const signal = shutdown?.signal;
   return new Promise((resolve, reject) => {
     // Its own process group, so a timeout kills whatever the executable started too.
     const child = spawn(executable, args, {
@@ -97,19 +121,36 @@ function execute(
     const chunks: Buffer[] = [];
     let size = 0;
     let failure: Error | undefined;
+    const send = (name: NodeJS.Signals) => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, name);
+      } catch {
+        child.kill(name);
+      }
+    };
     const kill = (why: Error) => {
       failure ??= why;
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        child.kill('SIGKILL');
-      }
+      send('SIGKILL');
     };
     const timer = setTimeout(
       () =>
         kill(new TargetError(`the ${step} command timed out after ${options.timeoutMs / 1000} s`)),
       options.timeoutMs,
     );
+    // Shutdown: the step may finish what it does on SIGTERM; whatever it exits with, its
+    // outcome is unknown to the protocol, which keeps the run to run the step again.
+    let graceTimer: NodeJS.Timeout | undefined;
+    const interrupt = () => {
+      failure ??= new RotationInterrupted(`the ${step} command was stopped: shutting down`);
+      send('SIGTERM');
+      graceTimer = setTimeout(() => send('SIGKILL'), shutdown?.graceMs ?? SHUTDOWN_GRACE_MS);
+    };
+    signal?.addEventListener('abort', interrupt, { once: true });
+    const settled = () => {
+      clearTimeout(timer);
+      clearTimeout(graceTimer);
+      signal?.removeEventListener('abort', interrupt);
+    };
     child.stdout.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_STDOUT_BYTES) {
@@ -124,11 +165,11 @@ function execute(
     child.stdin.on('error', () => {});
     child.stdin.end(stdin);
     child.once('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
+      settled();
       reject(new TargetError(`the ${step} command cannot run (${error.code ?? 'error'})`));
     });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
+    child.once('close', (code, killedBy) => {
+      settled();
       if (failure !== undefined) reject(failure);
       else if (code === 0) resolve(Buffer.concat(chunks));
       else if (step === 'test' && code === EXIT_REFUSED) {
@@ -138,7 +179,7 @@ function execute(
       } else if (code !== null) {
         reject(new TargetError(`the ${step} command failed (exit ${code})`));
       } else {
-        reject(new TargetError(`the ${step} command was killed (${signal ?? 'signal'})`));
+        reject(new TargetError(`the ${step} command was killed (${killedBy ?? 'signal'})`));
       }
     });
   });
@@ -162,7 +203,12 @@ export function createCommandDriver(
   openbao: KvReader,
   secret: KvSecret,
   target: CommandTarget,
-  options: { readonly rotation: string; readonly generate?: GenerateSpec },
+  options: {
+    readonly rotation: string;
+    readonly generate?: GenerateSpec;
+    /** The broker's shutdown (see runCommand). */
+    readonly shutdown?: StepShutdown;
+  },
 ): RotationDriver {
   /** The value the run started from (KV version `base`), for finish and rollback. */
   async function previousOf(run: RotationRun): Promise<Record<string, unknown>> {
@@ -174,14 +220,18 @@ export function createCommandDriver(
   async function step(name: CommandStep, run: RotationRun): Promise<void> {
     if (target.steps[name] === undefined) return;
     const [current, previous] = await Promise.all([secret.current(), previousOf(run)]);
-    await runCommand(target, {
-      rotation: options.rotation,
-      step: name,
-      runId: run.id,
-      pending: run.pending,
-      current: current.data,
-      previous,
-    });
+    await runCommand(
+      target,
+      {
+        rotation: options.rotation,
+        step: name,
+        runId: run.id,
+        pending: run.pending,
+        current: current.data,
+        previous,
+      },
+      options.shutdown,
+    );
   }
 
   // Whether this process saw `test` pass for the run; a resumed run has not.
@@ -191,12 +241,16 @@ export function createCommandDriver(
     async create(): Promise<CreatedValue> {
       const current = await secret.current();
       if (target.steps.create !== undefined) {
-        const stdout = await runCommand(target, {
-          rotation: options.rotation,
-          step: 'create',
-          current: current.data,
-          previous: current.data,
-        });
+        const stdout = await runCommand(
+          target,
+          {
+            rotation: options.rotation,
+            step: 'create',
+            current: current.data,
+            previous: current.data,
+          },
+          options.shutdown,
+        );
         return { base: current.version, pending: { ...current.data, ...createdFields(stdout) } };
       }
       if (options.generate === undefined) {

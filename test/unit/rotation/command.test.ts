@@ -8,13 +8,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommandTarget } from '../../../src/policy/types.js';
-import { RotationTestFailed, TargetError } from '../../../src/rotation/driver.js';
+import {
+  RotationInterrupted,
+  RotationTestFailed,
+  TargetError,
+} from '../../../src/rotation/driver.js';
+import { runRotation } from '../../../src/rotation/protocol.js';
 import {
   type CommandInput,
   createCommandDriver,
   runCommand,
 } from '../../../src/rotation/providers/command.js';
 import { KvSecret } from '../../../src/rotation/providers/kv.js';
+import { createRotationStateStore } from '../../../src/rotation/state.js';
 import { MemoryKv } from '../../support/memory-kv.js';
 
 let dir: string;
@@ -153,6 +159,115 @@ describe('command provider contract', () => {
     await expect(
       runCommand(target({ set: [path.join(dir, 'missing')] }), input('set')),
     ).rejects.toThrow('the set command cannot run (ENOENT)');
+  });
+});
+
+/** Resolves once `file` exists: the script got as far as writing it. */
+async function written(file: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (
+      await stat(file).then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`${file} was never written`);
+}
+
+describe('command provider at shutdown', () => {
+  it('sends a running step SIGTERM and calls its outcome unknown, even when it exits 0', async () => {
+    const started = path.join(dir, 'term-started');
+    const marker = path.join(dir, 'term-seen');
+    // `sleep & wait`: the shell runs its trap as soon as the signal arrives.
+    const polite = await script(
+      'polite',
+      `cat > /dev/null; trap 'echo term > ${marker}; exit 0' TERM; touch ${started}; sleep 30 & wait`,
+    );
+    const controller = new AbortController();
+    const running = runCommand(target({ set: [polite] }), input('set'), {
+      signal: controller.signal,
+    });
+    await written(started);
+    const at = Date.now();
+    controller.abort();
+    await expect(running).rejects.toBeInstanceOf(RotationInterrupted);
+    expect(Date.now() - at).toBeLessThan(3000);
+    expect((await readFile(marker, 'utf8')).trim()).toBe('term');
+  });
+
+  it('kills a step that ignores SIGTERM after the grace, and starts none after shutdown', async () => {
+    const pidFile = path.join(dir, 'stubborn.pid');
+    const stubborn = await script(
+      'stubborn',
+      `cat > /dev/null; trap '' TERM; echo $$ > ${pidFile}; sleep 30`,
+    );
+    const controller = new AbortController();
+    const running = runCommand(target({ set: [stubborn] }), input('set'), {
+      signal: controller.signal,
+      graceMs: 300,
+    });
+    await written(pidFile);
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    controller.abort();
+    await expect(running).rejects.toThrow('the set command was stopped: shutting down');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await alive(pid)).toBe(false);
+
+    const never = path.join(dir, 'never-ran');
+    const late = await script('late', `touch ${never}`);
+    await expect(
+      runCommand(target({ set: [late] }), input('set'), { signal: controller.signal }),
+    ).rejects.toBeInstanceOf(RotationInterrupted);
+    await expect(stat(never)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('a set stopped by shutdown leaves the run recorded, and the next holder runs set again', async () => {
+    const log = path.join(dir, 'shutdown-steps.log');
+    const started = path.join(dir, 'set-started');
+    // The first set hangs until it is stopped; later ones return at once.
+    const step = await script(
+      'shutdown-step',
+      `cat > /dev/null; echo "$ZSB_ROTATION_STEP" >> ${log}
+if [ "$ZSB_ROTATION_STEP" = set ] && [ ! -e ${started} ]; then touch ${started}; sleep 30 & wait; fi`,
+    );
+    const kv = new MemoryKv();
+    kv.put('secret', 'robot', { username: 'robot', password: 'first-password' });
+    const store = createRotationStateStore(kv, { mount: 'secret', prefix: 'zsb' });
+    const driverFor = (signal?: AbortSignal) =>
+      createCommandDriver(
+        kv,
+        new KvSecret(kv, { mount: 'secret', path: 'robot' }),
+        target({ set: [step], test: [step] }),
+        {
+          rotation: 'robot',
+          generate: { key: 'password', kind: 'password', length: 20 },
+          ...(signal ? { shutdown: { signal, graceMs: 300 } } : {}),
+        },
+      );
+    const silent = { info: () => {}, warn: () => {}, error: () => {} };
+    const common = { store, lockTtlMs: 120_000, force: true, isDue: () => true, logger: silent };
+    const controller = new AbortController();
+    const first = runRotation('robot', driverFor(controller.signal), {
+      ...common,
+      instanceId: 'terminating',
+      signal: controller.signal,
+    });
+    await written(started);
+    controller.abort();
+    expect(await first).toEqual({ outcome: 'stopped' });
+    const { record } = await store.read('robot');
+    expect(record.holder).toBeUndefined();
+    expect(record.run?.step).toBe('created');
+    expect(record.lastOutcome).toBeUndefined();
+    expect(kv.latest('secret', 'robot')?.version).toBe(1);
+
+    const second = await runRotation('robot', driverFor(), { ...common, instanceId: 'next' });
+    expect(second).toMatchObject({ outcome: 'rotated', resumed: true });
+    expect((await readFile(log, 'utf8')).split('\n')).toEqual(['set', 'set', 'test', '']);
+    expect(kv.latest('secret', 'robot')?.data.password).toBe(record.run?.pending.password);
   });
 });
 

@@ -19,10 +19,16 @@
  *   BENCH_SECONDS=N        load per run (default 12)
  *   BENCH_ROUNDS=N         rounds, each runs both builds (default 3)
  *   BENCH_NODE_ARGS="…"    node flags for both brokers (default none: Node's defaults)
- *   BENCH_CURRENT_NODE_ARGS="…"  node flags for the current build only (e.g. to undo a
- *                          setting the broker applies itself, to measure what it costs)
+ *   BENCH_CURRENT_NODE_ARGS="…"  node flags for the current build only
+ *   BENCH_LARGE_POLICIES=0 skip the last phase: each build starts with 10,000 grants
+ *                          (bench/support/policy-files.ts) and reloads them once (SIGHUP);
+ *                          its peak RSS (VmHWM) and that it still serves are reported
+ *   BENCH_VARIANTS="name=words;…"  more runs of the current build: each word a node flag,
+ *                          or NAME=value for the broker's environment, e.g.
+ *                          "semi4=--max-semi-space-size=4;arena2=MALLOC_ARENA_MAX=2"
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { type DevOpenBao, startDevOpenBao } from '../src/dev/openbao-dev-server.js';
@@ -30,6 +36,7 @@ import { DEFAULT_ZUUL_TOKEN, ZuulIssuer } from '../src/dev/zuul-issuer.js';
 import { prepareBenchBrokers, startBrokerProcess } from './support/broker-process.js';
 import { runAutocannon } from './support/load.js';
 import { BENCH_SECRET_NAMES } from './support/openbao-setup.js';
+import { policyFiles } from './support/policy-files.js';
 import { cpuMs, rssBytes } from './support/procstat.js';
 import { fixed, markdownTable, megabytes, thousands } from './support/table.js';
 
@@ -43,19 +50,53 @@ const MAX_REQUESTS = 2_000_000;
 const WATCHDOG_MS = 20 * 60 * 1000;
 const AUDIENCE = DEFAULT_ZUUL_TOKEN.audience;
 const ONE = JSON.stringify({ secrets: [BENCH_SECRET_NAMES[0]] });
-const BUILDS = [
+const words = (value: string | undefined) => (value ?? '').split(/\s+/).filter(Boolean);
+const NODE_ARGS = words(process.env.BENCH_NODE_ARGS);
+const CURRENT_CLI = process.env.BENCH_CURRENT_CLI ?? 'dist/cli/index.js';
+interface Build {
+  readonly name: string;
+  readonly cli: string;
+  readonly nodeArgs: readonly string[];
+  /** Environment variables for the broker process (e.g. MALLOC_ARENA_MAX). */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** Words of a variant: `NAME=value` sets an environment variable, others are node flags. */
+function variantOf(name: string, spec: string): Build {
+  const env: Record<string, string> = {};
+  const nodeArgs = [...NODE_ARGS];
+  for (const word of words(spec)) {
+    const assignment = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(word);
+    if (assignment?.[1] !== undefined && assignment[2] !== undefined)
+      env[assignment[1]] = assignment[2];
+    else nodeArgs.push(word);
+  }
+  return { name, cli: CURRENT_CLI, nodeArgs, env };
+}
+const BUILDS: readonly Build[] = [
   {
     name: 'baseline',
     cli: process.env.BENCH_BASELINE_CLI ?? '/work/baseline-7a8feb7/dist/cli/index.js',
+    nodeArgs: NODE_ARGS,
+    env: {},
   },
-  { name: 'current', cli: process.env.BENCH_CURRENT_CLI ?? 'dist/cli/index.js' },
-] as const;
-type BuildName = (typeof BUILDS)[number]['name'];
-const words = (value: string | undefined) => (value ?? '').split(/\s+/).filter(Boolean);
-const NODE_ARGS = words(process.env.BENCH_NODE_ARGS);
-const CURRENT_NODE_ARGS = words(process.env.BENCH_CURRENT_NODE_ARGS);
+  variantOf('current', process.env.BENCH_CURRENT_NODE_ARGS ?? ''),
+  ...(process.env.BENCH_VARIANTS ?? '')
+    .split(';')
+    .filter((v) => v.includes('='))
+    .map((v) => {
+      const at = v.indexOf('=');
+      return variantOf(v.slice(0, at).trim(), v.slice(at + 1));
+    }),
+];
 /** The V8 heap spaces reported, as prom-client names them. */
 const SPACES = ['new', 'old', 'code', 'large_object'] as const;
+
+function describe(build: Build): string {
+  const env = Object.entries(build.env).map(([key, value]) => `${key}=${value}`);
+  const line = [...env, 'node', ...build.nodeArgs, build.cli].join(' ');
+  return build.nodeArgs.length ? line : `${line} (Node's defaults)`;
+}
 
 function positiveNumber(value: string | undefined, fallback: number): number {
   const n = Number(value);
@@ -73,6 +114,16 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 === 1
     ? (sorted[mid] ?? Number.NaN)
     : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+/** The largest RSS the process ever had (`VmHWM`), bytes. */
+function peakRssBytes(pid: number): number {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match?.[1] === undefined ? Number.NaN : Number(match[1]) * 1024;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -108,12 +159,14 @@ async function heapSpaces(url: string): Promise<HeapSpaces> {
 }
 
 interface Run {
-  readonly build: BuildName;
+  readonly build: string;
   readonly round: number;
   readonly idleRss: number;
   readonly steadyRss: number;
   readonly peakRss: number;
   readonly endRss: number;
+  /** VmHWM once ready: the start-up's peak. */
+  readonly startPeakRss: number;
   readonly cpuMsPerRequest: number;
   readonly okRps: number;
   readonly non200: number;
@@ -147,14 +200,12 @@ async function main(): Promise<void> {
       // Alternate which build goes first, so neither always runs right after OpenBao warmed up.
       const order = round % 2 === 1 ? BUILDS : [...BUILDS].reverse();
       for (const build of order) {
-        log(`round ${round}: ${build.name} (${build.cli})`);
-        const broker = await startBrokerProcess({
+        log(`round ${round}: ${build.name} (${describe(build)})`);
+        const broker = await startBuild(build, {
           ...shared,
           name: `${build.name}-${round}`,
           openbaoAddress: bao.address,
           logLevel: 'warn',
-          nodeArgs: build.name === 'current' ? [...NODE_ARGS, ...CURRENT_NODE_ARGS] : NODE_ARGS,
-          compiledCli: build.cli,
         });
         try {
           // One fetch answers 200 before anything is measured: the build really serves.
@@ -165,6 +216,7 @@ async function main(): Promise<void> {
           });
           await first.arrayBuffer();
           if (first.status !== 200) throw new Error(`${build.name}: first fetch ${first.status}`);
+          const startPeakRss = peakRssBytes(broker.pid);
           await sleep(IDLE_SETTLE_MS);
           const idleSamples: number[] = [];
           for (let i = 0; i < 10; i++) {
@@ -207,6 +259,7 @@ async function main(): Promise<void> {
             steadyRss: median(samples.slice(Math.floor(samples.length / 2))),
             peakRss: Math.max(...samples),
             endRss,
+            startPeakRss,
             cpuMsPerRequest: (cpu1 - cpu0) / Math.max(1, ok),
             okRps: result.okRps,
             non200: result.completed - ok + result.errors,
@@ -224,7 +277,11 @@ async function main(): Promise<void> {
         }
       }
     }
-    report(runs);
+    const large =
+      process.env.BENCH_LARGE_POLICIES === '0'
+        ? []
+        : await largePolicyLoads(workDir, shared, bao.address, headersFor);
+    report(runs, large);
   } finally {
     clearTimeout(watchdog);
     for (const step of cleanup.reverse()) {
@@ -233,19 +290,110 @@ async function main(): Promise<void> {
   }
 }
 
+interface LargeLoad {
+  readonly build: string;
+  readonly startPeakRss: number;
+  readonly idleRss: number;
+  readonly reloadPeakRss: number;
+  readonly reloadsApplied: number;
+  readonly servesAfter: boolean;
+}
+
+/**
+ * Each build starts with the benchmarks' 10,000 grants beside the bench policy, answers a
+ * fetch, reloads the set once (SIGHUP) and answers again: the policy parse is the largest
+ * heap a broker needs, which a hard heap cap once made fatal (BENCHMARKS.md, "Memory").
+ */
+/** Starts a build's broker, with its environment variables (read by the child at spawn). */
+async function startBuild(
+  build: Build,
+  options: Omit<Parameters<typeof startBrokerProcess>[0], 'nodeArgs' | 'compiledCli'>,
+) {
+  const saved = Object.keys(build.env).map((key) => [key, process.env[key]] as const);
+  Object.assign(process.env, build.env);
+  try {
+    return await startBrokerProcess({
+      ...options,
+      nodeArgs: build.nodeArgs,
+      compiledCli: build.cli,
+    });
+  } finally {
+    for (const [key, value] of saved) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  }
+}
+
+async function largePolicyLoads(
+  workDir: string,
+  shared: Awaited<ReturnType<typeof prepareBenchBrokers>>['shared'],
+  openbaoAddress: string,
+  headersFor: (i: number) => Record<string, string>,
+): Promise<LargeLoad[]> {
+  const dir = path.join(workDir, 'policies-large');
+  await mkdir(dir, { recursive: true });
+  await copyFile(path.join(shared.policiesDir, 'bench.yaml'), path.join(dir, 'bench.yaml'));
+  for (const file of policyFiles(10_000)) await writeFile(path.join(dir, file.name), file.text);
+  const loads: LargeLoad[] = [];
+  for (const build of BUILDS) {
+    log(`10,000 grants: ${build.name}`);
+    const broker = await startBuild(build, {
+      ...shared,
+      policiesDir: dir,
+      name: `${build.name}-large`,
+      openbaoAddress,
+      logLevel: 'warn',
+    });
+    try {
+      const serves = async () => {
+        const answer = await fetch(`${broker.url}/v1/fetch`, {
+          method: 'POST',
+          headers: headersFor(1),
+          body: ONE,
+        });
+        await answer.arrayBuffer();
+        return answer.status === 200;
+      };
+      const servesBefore = await serves();
+      const startPeakRss = peakRssBytes(broker.pid);
+      await sleep(IDLE_SETTLE_MS);
+      const idleRss = rssBytes(broker.pid) ?? Number.NaN;
+      let reloadPeakRss = idleRss;
+      process.kill(broker.pid, 'SIGHUP');
+      for (let i = 0; i < 60; i++) {
+        await sleep(50);
+        reloadPeakRss = Math.max(reloadPeakRss, rssBytes(broker.pid) ?? Number.NaN);
+      }
+      const metrics = await (await fetch(`${broker.url}/metrics`)).text();
+      const applied = /^zsb_policy_reloads_total\{outcome="applied"\} (\d+)$/m.exec(metrics);
+      loads.push({
+        build: build.name,
+        startPeakRss,
+        idleRss,
+        reloadPeakRss,
+        reloadsApplied: Number(applied?.[1] ?? 0),
+        servesAfter: servesBefore && (await serves()),
+      });
+    } finally {
+      await broker.stop();
+    }
+  }
+  return loads;
+}
+
 function spaceCell(h: HeapSpaces, which: 'size' | 'used'): string {
   return SPACES.map((s) => megabytes(h[which][s] ?? Number.NaN)).join(' / ');
 }
 
-function report(runs: readonly Run[]): void {
+function report(runs: readonly Run[], large: readonly LargeLoad[]): void {
   const out: string[] = [];
   out.push(
     `Node ${process.version}; ${os.cpus().length} cores; load average ${os
       .loadavg()
       .map((l) => l.toFixed(2))
       .join(', ')} (at the end); ${SECONDS} s of autocannon c=${CONNECTIONS} POST /v1/fetch ` +
-      `(1 secret) per run; node flags: ${NODE_ARGS.length ? NODE_ARGS.join(' ') : "none (Node's defaults)"}` +
-      `${CURRENT_NODE_ARGS.length ? `; current only: ${CURRENT_NODE_ARGS.join(' ')}` : ''}.`,
+      `(1 secret) per run; ${BUILDS.map((b) => `${b.name}: ${describe(b)}`).join('; ')}.`,
   );
   out.push('');
   out.push(
@@ -257,6 +405,7 @@ function report(runs: readonly Run[]): void {
         'steady RSS MB',
         'peak RSS MB',
         'RSS after MB',
+        'start-up peak MB',
         'CPU ms/req',
         'req/s (200)',
         'not 200',
@@ -271,6 +420,7 @@ function report(runs: readonly Run[]): void {
         megabytes(r.steadyRss),
         megabytes(r.peakRss),
         megabytes(r.endRss),
+        megabytes(r.startPeakRss),
         fixed(r.cpuMsPerRequest, 3),
         thousands(r.okRps),
         String(r.non200),
@@ -281,7 +431,7 @@ function report(runs: readonly Run[]): void {
     ),
   );
   out.push('');
-  const of = (build: BuildName, pick: (r: Run) => number) =>
+  const of = (build: string, pick: (r: Run) => number) =>
     runs.filter((r) => r.build === build).map(pick);
   const range = (values: readonly number[], digits: number, scale = 1) =>
     `${fixed(median(values) / scale, digits)} (${fixed(Math.min(...values) / scale, digits)}–${fixed(Math.max(...values) / scale, digits)})`;
@@ -294,21 +444,49 @@ function report(runs: readonly Run[]): void {
     ['broker CPU per answered fetch, ms', (r) => r.cpuMsPerRequest, 3, 1],
     ['fetches answered 200 per second', (r) => r.okRps, 0, 1],
   ];
+  const others = BUILDS.slice(1).map((b) => b.name);
   out.push(
     markdownTable(
-      ['measure (median of rounds, range)', 'baseline', 'current', 'current / baseline'],
+      [
+        'measure (median of rounds, range)',
+        'baseline',
+        ...others,
+        ...others.map((name) => `${name} / baseline`),
+      ],
       measures.map(([label, pick, digits, scale]) => {
         const base = of('baseline', pick);
-        const cur = of('current', pick);
         return [
           label,
           range(base, digits, scale),
-          range(cur, digits, scale),
-          `${fixed(median(cur) / median(base), 2)}×`,
+          ...others.map((name) => range(of(name, pick), digits, scale)),
+          ...others.map((name) => `${fixed(median(of(name, pick)) / median(base), 2)}×`),
         ];
       }),
     ),
   );
+  if (large.length > 0) {
+    out.push('');
+    out.push(
+      markdownTable(
+        [
+          'build, 10,000 grants',
+          'start-up peak RSS MB',
+          'idle RSS MB',
+          'peak RSS during a reload MB',
+          'reloads applied',
+          'fetch 200 before and after',
+        ],
+        large.map((l) => [
+          l.build,
+          megabytes(l.startPeakRss),
+          megabytes(l.idleRss),
+          megabytes(l.reloadPeakRss),
+          String(l.reloadsApplied),
+          l.servesAfter ? 'yes' : 'NO',
+        ]),
+      ),
+    );
+  }
   process.stdout.write(`${out.join('\n')}\n`);
 }
 

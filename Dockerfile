@@ -47,9 +47,11 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then((r)=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Node is PID 1 and gets SIGTERM (graceful shutdown) and SIGHUP (policy reload) directly.
-# Memory before speed (BENCHMARKS.md): V8 collects garbage eagerly and keeps the young
-# generation small, so the broker stays under 100 MB RSS under load, at about a third more
-# CPU per request. --optimize-for-size cannot go into NODE_OPTIONS, hence here. No hard
-# heap cap: a large policy set (10,000 grants) needs more than 96 MB while it is parsed.
-ENTRYPOINT ["node", "--optimize-for-size", "--max-semi-space-size=4", "dist/cli/index.js"]
+# The young generation is sized here, not by the container (ADR 0020): Node sizes V8's heap
+# from the memory it may use (the cgroup limit): 1 MB semi-spaces in the chart's 384Mi pod
+# (1.6x the CPU per fetch), 16 MB on a large host (about 135 MB RSS under load). 4 MB:
+# about 110 MB RSS under a saturating load at about Node's CPU per fetch (BENCHMARKS.md,
+# "Memory under load with Node's defaults"). No --optimize-for-size (1.5x the CPU per fetch
+# for 3-5 MB less) and no hard heap cap: 10,000 grants need about 250 MB while parsed.
+ENTRYPOINT ["node", "--max-semi-space-size=4", "dist/cli/index.js"]
 CMD ["serve", "--config", "/etc/zsb/config.yaml"]

@@ -4,15 +4,40 @@
  * commander and owns the exit codes (0 success, 1 a check or operation failed, 2 usage).
  */
 import { Command, CommanderError } from 'commander';
-import { registerBackupCommands } from './backup.js';
-import { registerDevCommands } from './dev.js';
-import { registerImportCommand } from './import-zuul-secrets.js';
-import { registerPolicyCommands } from './policy.js';
-import { registerRotationCommands } from './rotate.js';
-import { registerServeCommand } from './serve.js';
 
 export class CliFailure extends Error {
   override readonly name = 'CliFailure';
+}
+
+type Register = (program: Command) => void;
+
+/**
+ * Each top-level command and the module that registers it. Only the module of the command
+ * named on the command line is loaded: `zsb serve` then never loads the policy report's
+ * HTML, the backup tooling, the playground or the import, which a serving broker keeps in
+ * memory for nothing (BENCHMARKS.md, "Memory under load with Node's defaults"). Help, and a
+ * word that names no command, load them all, so that help lists every command and
+ * commander can suggest the closest one.
+ */
+const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
+  serve: async () => (await import('./serve.js')).registerServeCommand,
+  dev: async () => (await import('./dev.js')).registerDevCommands,
+  policy: async () => (await import('./policy.js')).registerPolicyCommands,
+  'import-zuul-secrets': async () =>
+    (await import('./import-zuul-secrets.js')).registerImportCommand,
+  rotate: async () => (await import('./rotate.js')).registerRotationCommands,
+  rotation: async () => (await import('./rotate.js')).registerRotationCommands,
+  backup: async () => (await import('./backup.js')).registerBackupCommands,
+};
+
+/** The registrations the command line needs, in the order help lists them. */
+async function registrationsFor(args: readonly string[]): Promise<Register[]> {
+  const word = args.find((arg) => !arg.startsWith('-'));
+  const only = word === undefined ? undefined : COMMANDS[word];
+  if (only) return [await only()];
+  const all = await Promise.all(Object.values(COMMANDS).map((load) => load()));
+  // `rotate` and `rotation` share one module, which registers both.
+  return [...new Set(all)];
 }
 
 const program = new Command('zsb')
@@ -20,14 +45,8 @@ const program = new Command('zsb')
   .exitOverride()
   .showHelpAfterError();
 
-registerServeCommand(program);
-registerDevCommands(program);
-registerPolicyCommands(program);
-registerImportCommand(program);
-registerRotationCommands(program);
-registerBackupCommands(program);
-
 try {
+  for (const register of await registrationsFor(process.argv.slice(2))) register(program);
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {

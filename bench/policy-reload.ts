@@ -9,17 +9,27 @@
  *
  *   npx tsx bench/policy-reload.ts [phases]
  *   BENCH_BASELINE_SRC=/tmp/old/src npx tsx bench/policy-reload.ts
+ *   BENCH_STORE=dist npx tsx bench/policy-reload.ts   (the compiled store: npm run build first)
  *
- * With BENCH_BASELINE_SRC (an older checkout's src/), each phase also reloads through the
- * old store, on its own copy of the directory, interleaved with the current one.
+ * Two reloads are measured: one changed file of 21 (an edit merged to the policy
+ * repository) and every file changed (a big merge; each file's text differs, so every
+ * file is parsed and checked again). With BENCH_BASELINE_SRC (an older checkout's src/),
+ * each phase also reloads through the old store, on its own copy of the directory, in
+ * the same way, interleaved with the current one.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { createPolicyStore } from '../src/broker/policy-store.js';
-import { forgetParsedFiles } from '../src/policy/source.js';
+import type { createPolicyStore } from '../src/broker/policy-store.js';
 import { policyFiles } from './support/policy-files.js';
+
+type StoreModule = { createPolicyStore: typeof createPolicyStore };
+const current = (
+  process.env.BENCH_STORE === 'dist'
+    ? await import(pathToFileURL(resolve('dist/broker/policy-store.js')).href)
+    : await import('../src/broker/policy-store.js')
+) as StoreModule;
 
 const PHASES = Number(process.argv[2] ?? 3);
 const PHASE_MS = 4000;
@@ -60,7 +70,7 @@ function p(values: number[], q: number): number {
 const dir = await mkdtemp(join(tmpdir(), 'zsb-bench-reload-'));
 const files = policyFiles(10000);
 for (const f of files) await writeFile(join(dir, f.name), f.text);
-const store = createPolicyStore(dir, { maxTtlSeconds: 3600 });
+const store = current.createPolicyStore(dir, { maxTtlSeconds: 3600 });
 const first = await store.reload();
 if (!first.ok) throw new Error(first.problems.slice(0, 3).join('\n'));
 
@@ -70,9 +80,9 @@ const baselineStore =
   baselineSrc === undefined
     ? undefined
     : (
-        (await import(pathToFileURL(resolve(baselineSrc, 'broker/policy-store.ts')).href)) as {
-          createPolicyStore: typeof createPolicyStore;
-        }
+        (await import(
+          pathToFileURL(resolve(baselineSrc, 'broker/policy-store.ts')).href
+        )) as StoreModule
       ).createPolicyStore(baselineDir, { maxTtlSeconds: 3600 });
 if (baselineStore !== undefined) {
   for (const f of files) await writeFile(join(baselineDir, f.name), f.text);
@@ -80,55 +90,56 @@ if (baselineStore !== undefined) {
   if (!loaded.ok) throw new Error(loaded.problems.slice(0, 3).join('\n'));
 }
 
-const rows: string[] = [];
+type Store = ReturnType<typeof createPolicyStore>;
+
+/** A new ttl in every grant of the file: its text differs from any version before. */
+function edited(text: string, version: number): string {
+  return text.replaceAll('ttl: 15m', `ttl: ${10 + (version % 5)}m`);
+}
+
+/** One reload of `store` after writing `changed` into `into`, during a paced phase. */
+async function reloadPhase(
+  store: Store,
+  into: string,
+  changed: readonly { name: string; text: string }[],
+  version: number,
+): Promise<{ late: number[]; ms: number }> {
+  let ms = 0;
+  const late = await pacedPhase(PHASE_MS, async () => {
+    for (const f of changed) await writeFile(join(into, f.name), edited(f.text, version));
+    const t = performance.now();
+    const r = await store.reload();
+    ms = performance.now() - t;
+    if (!r.ok) throw new Error(r.problems.slice(0, 3).join('\n'));
+  });
+  return { late, ms };
+}
+
+function cell(r: { late: number[]; ms: number }): string {
+  return `${p(r.late, 0.99).toFixed(2)} / ${p(r.late, 1).toFixed(1)} (reload ${r.ms.toFixed(0)} ms)`;
+}
+
+console.log(
+  `store: ${process.env.BENCH_STORE === 'dist' ? 'dist/ (compiled)' : 'src/ (tsx)'}; ` +
+    'tick lateness p99 / max ms, 200/s paced loop, 4 s phases',
+);
 let version = 0;
 for (let phase = 0; phase < PHASES; phase++) {
   const quiet = await pacedPhase(PHASE_MS);
-  // One file changed (a grant's ttl), as an edit merged to the policy repository.
   const changed = files[5 + (phase % 10)];
   if (changed === undefined) throw new Error('bench policy set too small');
   version++;
-  let reloadMs = 0;
-  const oneFile = await pacedPhase(PHASE_MS, async () => {
-    await writeFile(
-      join(dir, changed.name),
-      changed.text.replace('ttl: 15m', `ttl: ${10 + (version % 5)}m`),
-    );
-    const t = performance.now();
-    const r = await store.reload();
-    reloadMs = performance.now() - t;
-    if (!r.ok) throw new Error(r.problems.slice(0, 3).join('\n'));
-  });
-  // Every file parsed again (a restart's first load, or a fresh checkout of every file).
-  let fullMs = 0;
-  const allFiles = await pacedPhase(PHASE_MS, async () => {
-    forgetParsedFiles();
-    const t = performance.now();
-    await store.reload();
-    fullMs = performance.now() - t;
-  });
-  let baselineMs = 0;
-  const baselineRow =
-    baselineStore === undefined
-      ? ''
-      : await pacedPhase(PHASE_MS, async () => {
-          await writeFile(
-            join(baselineDir, changed.name),
-            changed.text.replace('ttl: 15m', `ttl: ${10 + (version % 5)}m`),
-          );
-          const t = performance.now();
-          await baselineStore.reload();
-          baselineMs = performance.now() - t;
-        }).then(
-          (late) =>
-            `; baseline: reload of 1 changed file (${baselineMs.toFixed(0)} ms) ${p(late, 0.99).toFixed(2)} / ${p(late, 1).toFixed(1)}`,
-        );
-  rows.push(
-    `phase ${phase + 1}: tick lateness p99 / max ms: no reload ${p(quiet, 0.99).toFixed(2)} / ${p(quiet, 1).toFixed(1)}; ` +
-      `reload of 1 changed file (${reloadMs.toFixed(0)} ms) ${p(oneFile, 0.99).toFixed(2)} / ${p(oneFile, 1).toFixed(1)}; ` +
-      `reload parsing every file (${fullMs.toFixed(0)} ms) ${p(allFiles, 0.99).toFixed(2)} / ${p(allFiles, 1).toFixed(1)}${baselineRow}`,
+  const one = await reloadPhase(store, dir, [changed], version);
+  const oneOld =
+    baselineStore && (await reloadPhase(baselineStore, baselineDir, [changed], version));
+  version++;
+  const all = await reloadPhase(store, dir, files, version);
+  const allOld = baselineStore && (await reloadPhase(baselineStore, baselineDir, files, version));
+  console.log(
+    `phase ${phase + 1}: no reload ${p(quiet, 0.99).toFixed(2)} / ${p(quiet, 1).toFixed(1)}; ` +
+      `1 of 21 files changed: ${cell(one)}${oneOld ? `, baseline ${cell(oneOld)}` : ''}; ` +
+      `all 21 changed: ${cell(all)}${allOld ? `, baseline ${cell(allOld)}` : ''}`,
   );
-  console.log(rows[rows.length - 1]);
 }
 await rm(dir, { recursive: true, force: true });
 await rm(baselineDir, { recursive: true, force: true });

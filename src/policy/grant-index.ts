@@ -7,6 +7,7 @@
  * then checked with the full matcher, so the index only narrows the search and can never
  * change a decision. Built once per (immutable) policy set.
  */
+import type { TimeSlices } from './time-slices.js';
 import type { Grant, PolicySet, PolicySubject } from './types.js';
 
 /** The only fields the index looks at. */
@@ -86,27 +87,39 @@ function lookup(level: TenantLevel, subject: IndexedFields): readonly (readonly 
   ];
 }
 
-export function buildGrantIndex(grants: readonly Grant[]): GrantIndex {
-  const all = newTenantLevel();
-  const bySecret = new Map<string, TenantLevel>();
-  grants.forEach((grant, index) => {
-    addToTenantLevel(all, grant, index);
+/** Adds grants one at a time, so the index can be built in slices (prepareGrantIndex). */
+class GrantIndexBuilder {
+  private readonly all = newTenantLevel();
+  private readonly bySecret = new Map<string, TenantLevel>();
+
+  add(grant: Grant, index: number): void {
+    addToTenantLevel(this.all, grant, index);
     for (const secret of new Set(grant.allow)) {
-      let level = bySecret.get(secret);
+      let level = this.bySecret.get(secret);
       if (level === undefined) {
         level = newTenantLevel();
-        bySecret.set(secret, level);
+        this.bySecret.set(secret, level);
       }
       addToTenantLevel(level, grant, index);
     }
-  });
-  return {
-    candidates(subject, secret) {
-      if (secret === undefined) return lookup(all, subject);
-      const level = bySecret.get(secret);
-      return level === undefined ? NONE : lookup(level, subject);
-    },
-  };
+  }
+
+  index(): GrantIndex {
+    const { all, bySecret } = this;
+    return {
+      candidates(subject, secret) {
+        if (secret === undefined) return lookup(all, subject);
+        const level = bySecret.get(secret);
+        return level === undefined ? NONE : lookup(level, subject);
+      },
+    };
+  }
+}
+
+export function buildGrantIndex(grants: readonly Grant[]): GrantIndex {
+  const builder = new GrantIndexBuilder();
+  for (let i = 0; i < grants.length; i++) builder.add(grants[i] as Grant, i);
+  return builder.index();
 }
 
 const indexes = new WeakMap<PolicySet, GrantIndex>();
@@ -119,4 +132,18 @@ export function grantIndexOf(set: PolicySet): GrantIndex {
     indexes.set(set, index);
   }
   return index;
+}
+
+/**
+ * Builds the index of a set not yet serving in slices of the serving thread (a reload,
+ * ADR 0018); the set is published only after this, so no decision sees half an index.
+ */
+export async function prepareGrantIndex(set: PolicySet, slices: TimeSlices): Promise<void> {
+  if (indexes.has(set)) return;
+  const builder = new GrantIndexBuilder();
+  for (let i = 0; i < set.grants.length; i++) {
+    builder.add(set.grants[i] as Grant, i);
+    if ((i & 15) === 15 && slices.due()) await slices.next();
+  }
+  indexes.set(set, builder.index());
 }

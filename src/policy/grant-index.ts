@@ -37,6 +37,11 @@ function literals(patterns: readonly string[] | undefined): readonly string[] | 
   return patterns;
 }
 
+/** The distinct values of a list; most lists have one value, which needs no Set. */
+function distinct(values: readonly string[]): readonly string[] {
+  return values.length < 2 ? values : [...new Set(values)];
+}
+
 function newProjectLevel(): ProjectLevel {
   return { byProject: new Map(), anyProject: [] };
 }
@@ -51,7 +56,7 @@ function addToProjectLevel(level: ProjectLevel, grant: Grant, index: number): vo
     level.anyProject.push(index);
     return;
   }
-  for (const project of new Set(projects)) {
+  for (const project of distinct(projects)) {
     const bucket = level.byProject.get(project);
     if (bucket) bucket.push(index);
     else level.byProject.set(project, [index]);
@@ -64,7 +69,7 @@ function addToTenantLevel(level: TenantLevel, grant: Grant, index: number): void
     addToProjectLevel(level.anyTenant, grant, index);
     return;
   }
-  for (const tenant of new Set(tenants)) {
+  for (const tenant of distinct(tenants)) {
     let projects = level.byTenant.get(tenant);
     if (projects === undefined) {
       projects = newProjectLevel();
@@ -94,7 +99,7 @@ class GrantIndexBuilder {
 
   add(grant: Grant, index: number): void {
     addToTenantLevel(this.all, grant, index);
-    for (const secret of new Set(grant.allow)) {
+    for (const secret of distinct(grant.allow)) {
       let level = this.bySecret.get(secret);
       if (level === undefined) {
         level = newTenantLevel();

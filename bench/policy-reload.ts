@@ -17,6 +17,7 @@
  * each phase also reloads through the old store, on its own copy of the directory, in
  * the same way, interleaved with the current one.
  */
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -62,6 +63,20 @@ async function pacedPhase(ms: number, during?: () => Promise<unknown>): Promise<
   return late;
 }
 
+/**
+ * This thread's time on a CPU and waiting for one (ns), from Linux's schedstat: what a
+ * reload costs the serving thread, which a busy shared machine does not change much,
+ * and how long the thread stood in the run queue (the neighbours' share of the lateness).
+ */
+function threadTimes(): { cpu: number; queued: number } | undefined {
+  try {
+    const [cpu, queued] = readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ');
+    return { cpu: Number(cpu), queued: Number(queued) };
+  } catch {
+    return undefined;
+  }
+}
+
 function p(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? 0;
@@ -103,20 +118,31 @@ async function reloadPhase(
   into: string,
   changed: readonly { name: string; text: string }[],
   version: number,
-): Promise<{ late: number[]; ms: number }> {
+): Promise<Reload> {
   let ms = 0;
+  let cpuMs = Number.NaN;
   const late = await pacedPhase(PHASE_MS, async () => {
     for (const f of changed) await writeFile(join(into, f.name), edited(f.text, version));
     const t = performance.now();
+    const before = threadTimes();
     const r = await store.reload();
+    const after = threadTimes();
     ms = performance.now() - t;
+    if (before && after) cpuMs = (after.cpu - before.cpu) / 1e6;
     if (!r.ok) throw new Error(r.problems.slice(0, 3).join('\n'));
   });
-  return { late, ms };
+  return { late, ms, cpuMs };
 }
 
-function cell(r: { late: number[]; ms: number }): string {
-  return `${p(r.late, 0.99).toFixed(2)} / ${p(r.late, 1).toFixed(1)} (reload ${r.ms.toFixed(0)} ms)`;
+interface Reload {
+  readonly late: number[];
+  /** Wall time of the reload, and the serving thread's CPU time during it. */
+  readonly ms: number;
+  readonly cpuMs: number;
+}
+
+function cell(r: Reload): string {
+  return `${p(r.late, 0.99).toFixed(2)} / ${p(r.late, 1).toFixed(1)} (reload ${r.ms.toFixed(0)} ms, serving thread CPU ${r.cpuMs.toFixed(0)} ms)`;
 }
 
 console.log(
@@ -125,7 +151,11 @@ console.log(
 );
 let version = 0;
 for (let phase = 0; phase < PHASES; phase++) {
+  const queuedBefore = threadTimes();
   const quiet = await pacedPhase(PHASE_MS);
+  const queuedAfter = threadTimes();
+  const queuedMs =
+    queuedBefore && queuedAfter ? (queuedAfter.queued - queuedBefore.queued) / 1e6 : Number.NaN;
   const changed = files[5 + (phase % 10)];
   if (changed === undefined) throw new Error('bench policy set too small');
   version++;
@@ -136,7 +166,8 @@ for (let phase = 0; phase < PHASES; phase++) {
   const all = await reloadPhase(store, dir, files, version);
   const allOld = baselineStore && (await reloadPhase(baselineStore, baselineDir, files, version));
   console.log(
-    `phase ${phase + 1}: no reload ${p(quiet, 0.99).toFixed(2)} / ${p(quiet, 1).toFixed(1)}; ` +
+    `phase ${phase + 1}: no reload ${p(quiet, 0.99).toFixed(2)} / ${p(quiet, 1).toFixed(1)} ` +
+      `(in the run queue ${queuedMs.toFixed(0)} ms of ${PHASE_MS}); ` +
       `1 of 21 files changed: ${cell(one)}${oneOld ? `, baseline ${cell(oneOld)}` : ''}; ` +
       `all 21 changed: ${cell(all)}${allOld ? `, baseline ${cell(allOld)}` : ''}`,
   );

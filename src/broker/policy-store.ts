@@ -2,8 +2,9 @@
  * Holds the policy set the broker serves with. A set is replaced only as a whole by a
  * fully validated one, so a request sees either the old or the new set, never a mix; a
  * rejected reload leaves the previous set serving and says why (log, metric, /readyz).
- * A load runs off the serving thread, apart from slices of about a millisecond
- * (src/policy/off-thread-load.ts, ADR 0018), so requests go on being served meanwhile.
+ * A reload runs off the serving thread, apart from slices of about a millisecond
+ * (src/policy/off-thread-load.ts, ADR 0018), so requests go on being served meanwhile;
+ * the first load, with nothing serving yet, runs in-process.
  */
 import { type FSWatcher, watch } from 'node:fs';
 import { formatProblem, type IssuerBindings } from '../policy/load.js';

@@ -1,6 +1,7 @@
 /**
  * Loading a policy directory without holding up the serving thread (issue #20, ADR
- * 0018): the files are read here and parsed and checked by the load worker
+ * 0018). The first load, while no set serves yet, runs here in one piece; every reload
+ * after it: the files are read here and parsed and checked by the load worker
  * (load-worker.ts); if they pass, the contributions of the files that changed come over
  * one by one and the new set is put together, compiled and indexed here in slices of
  * about a millisecond (time-slices.ts). Unchanged files keep their parts, so their
@@ -14,12 +15,12 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { preparePolicySetInSlices } from './decide.js';
+import { preparePolicySet, preparePolicySetInSlices } from './decide.js';
 import { readYamlDirectory } from './directory.js';
 import { type FileTransfer, fromTransfer } from './file-transfer.js';
-import { type FileParts, type LoadOptions, policySetOf } from './load.js';
+import { checkPolicyFiles, type FileParts, type LoadOptions, policySetOf } from './load.js';
 import { LOAD_WORKER, type LoadAnswer, type LoadRequest } from './load-worker.js';
-import type { SourceFile } from './source.js';
+import { forgetParsedFiles, type SourceFile } from './source.js';
 import { TimeSlices } from './time-slices.js';
 import type { LoadResult } from './types.js';
 
@@ -158,8 +159,29 @@ export function createPolicyLoader(
     return { ...head, grants };
   }
 
+  /**
+   * The first load, while no set serves (the broker's start, `zsb rotate`): nothing to
+   * keep serving, so it runs here in one piece, as fast as a load can, without waiting
+   * for a worker to start. Its files' parts are kept for the reloads.
+   */
+  function loadHere(contents: Awaited<ReturnType<typeof readYamlDirectory>>): LoadResult {
+    const { result, contributions } = checkPolicyFiles(contents.files, options);
+    const problems = [...contents.problems, ...(result.ok ? [] : result.problems)];
+    if (!result.ok || problems.length > 0) return { ok: false, problems: Object.freeze(problems) };
+    preparePolicySet(result.set);
+    kept = new Map();
+    for (const [index, file] of contents.files.entries()) {
+      const parts = contributions[index];
+      if (parts !== undefined) kept.set(file.name, { text: file.text, parts });
+    }
+    // Reloads are parsed in the worker: this thread's parsed files would only hold memory.
+    forgetParsedFiles();
+    return result;
+  }
+
   async function load(): Promise<LoadResult> {
     const contents = await readYamlDirectory(dir, 'policy directory');
+    if (kept.size === 0) return loadHere(contents);
     const checked = await thread.request({ kind: 'check', files: contents.files, options });
     const problems = [
       ...contents.problems,

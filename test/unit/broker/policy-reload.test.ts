@@ -125,7 +125,7 @@ describe('policy reload off the serving thread', () => {
     // The worker answers the reload's check late: the serving thread must go on meanwhile.
     const store = createPolicyStore(dir, {
       maxTtlSeconds: 3600,
-      loadWorker: { entry: FAULTY_WORKER, workerData: { fault: 'slow', after: 1 } },
+      loadWorker: { entry: FAULTY_WORKER, workerData: { fault: 'slow', after: 0 } },
     });
     expect(await store.reload()).toEqual({ ok: true });
     const old = store.current();
@@ -166,6 +166,12 @@ describe('policy reload off the serving thread', () => {
   it('builds the same set as the synchronous loader, locations included', async () => {
     await write(RICH);
     const store = createPolicyStore(dir, { maxTtlSeconds: 3600 * 24, supportedKinds: ALL_KINDS });
+    // The first load runs in-process; every file changed, the worker makes the whole set.
+    expect(await store.reload()).toEqual({ ok: true });
+    await write({
+      'a.yaml': `${RICH['a.yaml']}# reviewed\n`,
+      'b.yaml': `${RICH['b.yaml']}# reviewed\n`,
+    });
     expect(await store.reload()).toEqual({ ok: true });
     const direct = await loadPolicyDir(dir, {
       maxTtlSeconds: 3600 * 24,
@@ -185,7 +191,7 @@ describe('policy reload off the serving thread', () => {
 
     // A second file changed: its parts come over again, the other file's stay the same objects.
     const unchanged = served.grants[0];
-    await write({ 'b.yaml': RICH['b.yaml'].replace('every: 7d', 'every: 8d') });
+    await write({ 'b.yaml': `${RICH['b.yaml'].replace('every: 7d', 'every: 8d')}# reviewed\n` });
     expect(await store.reload()).toEqual({ ok: true });
     expect(store.current()?.grants[0]).toBe(unchanged);
     expect(store.current()?.rotations[0]?.everySeconds).toBe(8 * 86400);
@@ -267,6 +273,9 @@ describe('policy reload off the serving thread', () => {
           ...(fault === 'hang' ? { timeoutMs: 5000 } : {}),
         },
       });
+      // The first load runs in-process, without the worker: a start does not depend on it.
+      expect(await store.reload()).toEqual({ ok: true });
+      // The worker's first check, answered right.
       expect(await store.reload()).toEqual({ ok: true });
       const old = store.current();
 

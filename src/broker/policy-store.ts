@@ -2,10 +2,13 @@
  * Holds the policy set the broker serves with. A set is replaced only as a whole by a
  * fully validated one, so a request sees either the old or the new set, never a mix; a
  * rejected reload leaves the previous set serving and says why (log, metric, /readyz).
+ * A reload runs off the serving thread, apart from slices of about a millisecond
+ * (src/policy/off-thread-load.ts, ADR 0018), so requests go on being served meanwhile;
+ * the first load, with nothing serving yet, runs in-process.
  */
 import { type FSWatcher, watch } from 'node:fs';
-import { preparePolicySet } from '../policy/decide.js';
-import { formatProblem, type IssuerBindings, loadPolicyDir } from '../policy/load.js';
+import { formatProblem, type IssuerBindings } from '../policy/load.js';
+import { createPolicyLoader, type LoadWorkerOptions } from '../policy/off-thread-load.js';
 import type { PolicySet } from '../policy/types.js';
 
 export interface PolicyStatus {
@@ -21,7 +24,11 @@ export interface PolicySource {
 export type ReloadResult = { ok: true } | { ok: false; problems: readonly string[] };
 
 export interface PolicyStore extends PolicySource {
-  /** Loads the directory again; on failure the previous set keeps serving. */
+  /**
+   * Loads the directory again; on failure the previous set keeps serving. Loads run one
+   * at a time; calls made while one waits to start share it (it reads the directory
+   * after each of them), so a burst of file events costs one load after the running one.
+   */
   reload(): Promise<ReloadResult>;
   /**
    * Reloads whenever a file in the directory changes (debounced), reporting each outcome.
@@ -69,26 +76,35 @@ export function createPolicyStore(
     supportedKinds?: readonly ('kv' | 'database' | 'pki' | 'token')[];
     /** Which issuers have a build binding: grants on build facts need one (ADR 0014). */
     issuers?: IssuerBindings;
+    /** The load worker (tests give a faulty one, or a short timeout). */
+    loadWorker?: LoadWorkerOptions;
   },
 ): PolicyStore {
   let set: PolicySet | undefined;
   let lastError: string | undefined;
-  // Reloads run one at a time, so an older load can never replace a newer one.
-  let queue: Promise<unknown> = Promise.resolve();
-
-  async function load(): Promise<ReloadResult> {
-    const result = await loadPolicyDir(dir, {
+  const loader = createPolicyLoader(
+    dir,
+    {
       maxTtlSeconds: options.maxTtlSeconds,
       supportedKinds: options.supportedKinds ?? ['kv'],
       ...(options.issuers === undefined ? {} : { issuers: options.issuers }),
-    });
+    },
+    options.loadWorker,
+  );
+  // Reloads run one at a time, so an older load can never replace a newer one.
+  let queue: Promise<unknown> = Promise.resolve();
+  // The queued load that has not started yet: later calls join it.
+  let waiting: Promise<ReloadResult> | undefined;
+
+  async function load(): Promise<ReloadResult> {
+    waiting = undefined;
+    // Compiled and indexed before the swap, not on the first request.
+    const result = await loader.load();
     if (!result.ok) {
       const problems = result.problems.map(formatProblem);
       lastError = `${problems.length} problem(s), first: ${problems[0] ?? 'unknown'}`;
       return { ok: false, problems };
     }
-    // Compile matchers and the grant index before the swap, not on the first request.
-    preparePolicySet(result.set);
     set = result.set;
     lastError = undefined;
     return { ok: true };
@@ -108,7 +124,9 @@ export function createPolicyStore(
       return { status: 'ok', detail: describe(set) };
     },
     reload() {
+      if (waiting !== undefined) return waiting;
       const next = queue.then(load, load);
+      waiting = next;
       queue = next;
       return next;
     },

@@ -7,6 +7,7 @@
  * then checked with the full matcher, so the index only narrows the search and can never
  * change a decision. Built once per (immutable) policy set.
  */
+import type { TimeSlices } from './time-slices.js';
 import type { Grant, PolicySet, PolicySubject } from './types.js';
 
 /** The only fields the index looks at. */
@@ -36,6 +37,11 @@ function literals(patterns: readonly string[] | undefined): readonly string[] | 
   return patterns;
 }
 
+/** The distinct values of a list; most lists have one value, which needs no Set. */
+function distinct(values: readonly string[]): readonly string[] {
+  return values.length < 2 ? values : [...new Set(values)];
+}
+
 function newProjectLevel(): ProjectLevel {
   return { byProject: new Map(), anyProject: [] };
 }
@@ -50,7 +56,7 @@ function addToProjectLevel(level: ProjectLevel, grant: Grant, index: number): vo
     level.anyProject.push(index);
     return;
   }
-  for (const project of new Set(projects)) {
+  for (const project of distinct(projects)) {
     const bucket = level.byProject.get(project);
     if (bucket) bucket.push(index);
     else level.byProject.set(project, [index]);
@@ -63,7 +69,7 @@ function addToTenantLevel(level: TenantLevel, grant: Grant, index: number): void
     addToProjectLevel(level.anyTenant, grant, index);
     return;
   }
-  for (const tenant of new Set(tenants)) {
+  for (const tenant of distinct(tenants)) {
     let projects = level.byTenant.get(tenant);
     if (projects === undefined) {
       projects = newProjectLevel();
@@ -86,27 +92,39 @@ function lookup(level: TenantLevel, subject: IndexedFields): readonly (readonly 
   ];
 }
 
-export function buildGrantIndex(grants: readonly Grant[]): GrantIndex {
-  const all = newTenantLevel();
-  const bySecret = new Map<string, TenantLevel>();
-  grants.forEach((grant, index) => {
-    addToTenantLevel(all, grant, index);
-    for (const secret of new Set(grant.allow)) {
-      let level = bySecret.get(secret);
+/** Adds grants one at a time, so the index can be built in slices (prepareGrantIndex). */
+class GrantIndexBuilder {
+  private readonly all = newTenantLevel();
+  private readonly bySecret = new Map<string, TenantLevel>();
+
+  add(grant: Grant, index: number): void {
+    addToTenantLevel(this.all, grant, index);
+    for (const secret of distinct(grant.allow)) {
+      let level = this.bySecret.get(secret);
       if (level === undefined) {
         level = newTenantLevel();
-        bySecret.set(secret, level);
+        this.bySecret.set(secret, level);
       }
       addToTenantLevel(level, grant, index);
     }
-  });
-  return {
-    candidates(subject, secret) {
-      if (secret === undefined) return lookup(all, subject);
-      const level = bySecret.get(secret);
-      return level === undefined ? NONE : lookup(level, subject);
-    },
-  };
+  }
+
+  index(): GrantIndex {
+    const { all, bySecret } = this;
+    return {
+      candidates(subject, secret) {
+        if (secret === undefined) return lookup(all, subject);
+        const level = bySecret.get(secret);
+        return level === undefined ? NONE : lookup(level, subject);
+      },
+    };
+  }
+}
+
+export function buildGrantIndex(grants: readonly Grant[]): GrantIndex {
+  const builder = new GrantIndexBuilder();
+  for (let i = 0; i < grants.length; i++) builder.add(grants[i] as Grant, i);
+  return builder.index();
 }
 
 const indexes = new WeakMap<PolicySet, GrantIndex>();
@@ -119,4 +137,18 @@ export function grantIndexOf(set: PolicySet): GrantIndex {
     indexes.set(set, index);
   }
   return index;
+}
+
+/**
+ * Builds the index of a set not yet serving in slices of the serving thread (a reload,
+ * ADR 0018); the set is published only after this, so no decision sees half an index.
+ */
+export async function prepareGrantIndex(set: PolicySet, slices: TimeSlices): Promise<void> {
+  if (indexes.has(set)) return;
+  const builder = new GrantIndexBuilder();
+  for (let i = 0; i < set.grants.length; i++) {
+    builder.add(set.grants[i] as Grant, i);
+    if ((i & 15) === 15 && slices.due()) await slices.next();
+  }
+  indexes.set(set, builder.index());
 }

@@ -210,13 +210,19 @@ interface GrantEntry {
   readonly allowLocations: readonly SourceLocation[];
 }
 
-/** What one valid-so-far file contributes; cross-file checks run on the union. */
-interface FileContribution {
-  readonly declaredSecrets: readonly string[];
+/** What a file adds to a policy set: the parts `policySetOf` joins. */
+export interface FileParts {
   readonly secrets: readonly SecretDefinition[];
-  readonly grants: readonly GrantEntry[];
+  readonly grants: readonly Grant[];
   readonly rotations: readonly Rotation[];
   readonly configProjects: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+/** What one valid-so-far file contributes; cross-file checks run on the union. */
+export interface FileContribution extends FileParts {
+  readonly declaredSecrets: readonly string[];
+  /** Where each grant's `allow` entries stand, parallel to `grants`, for cross-file problems. */
+  readonly allowLocations: readonly (readonly SourceLocation[])[];
 }
 
 class FileChecker {
@@ -244,10 +250,13 @@ class FileChecker {
       const secret = this.secret(name, raw);
       if (secret !== undefined) secrets.push(secret);
     }
-    const grants: GrantEntry[] = [];
+    const grants: Grant[] = [];
+    const allowLocations: (readonly SourceLocation[])[] = [];
     for (const [i, raw] of (data.grants ?? []).entries()) {
       const entry = this.grant(i, raw);
-      if (entry !== undefined) grants.push(entry);
+      if (entry === undefined) continue;
+      grants.push(entry.grant);
+      allowLocations.push(entry.allowLocations);
     }
     const rotations: Rotation[] = [];
     for (const [i, raw] of (data.rotations ?? []).entries()) {
@@ -258,7 +267,7 @@ class FileChecker {
       data.zuul === null || data.zuul === undefined
         ? new Map<string, Set<string>>()
         : readZuulSection(data.zuul, (path, problem) => this.check(path, problem));
-    return { declaredSecrets, secrets, grants, rotations, configProjects };
+    return { declaredSecrets, secrets, grants, allowLocations, rotations, configProjects };
   }
 
   private secret(name: string, raw: SecretData): SecretDefinition | undefined {
@@ -625,6 +634,18 @@ export function parsePolicyFiles(
   /** How a file is parsed; the benchmark passes the full parser as its baseline. */
   parse: (file: SourceFile) => ParseSourceResult = parseSource,
 ): LoadResult {
+  return checkPolicyFiles(files, opts, parse).result;
+}
+
+/**
+ * parsePolicyFiles with what each file contributed: on success, `contributions[k]` is
+ * `files[k]`'s (the reload worker hands them over file by file, load-worker.ts).
+ */
+export function checkPolicyFiles(
+  files: readonly SourceFile[],
+  opts: LoadOptions,
+  parse: (file: SourceFile) => ParseSourceResult = parseSource,
+): { readonly result: LoadResult; readonly contributions: readonly FileContribution[] } {
   const problems: PolicyProblem[] = [];
   const contributions: FileContribution[] = [];
   const optionsKey = checkOptionsKey(opts);
@@ -662,9 +683,7 @@ export function parsePolicyFiles(
   const declared = new Set(contributions.flatMap((c) => c.declaredSecrets));
   const secrets = new Map<string, SecretDefinition>();
   const grantNames = new Map<string, SourceLocation>();
-  const grants: Grant[] = [];
   const rotated = new Map<string, SourceLocation>();
-  const rotations: Rotation[] = [];
 
   for (const c of contributions) {
     for (const secret of c.secrets) {
@@ -679,7 +698,8 @@ export function parsePolicyFiles(
     }
   }
   for (const c of contributions) {
-    for (const { grant, allowLocations } of c.grants) {
+    c.grants.forEach((grant, k) => {
+      const allowLocations = c.allowLocations[k] ?? [];
       const first = grantNames.get(grant.name);
       if (first === undefined) grantNames.set(grant.name, grant.location);
       else {
@@ -696,8 +716,7 @@ export function parsePolicyFiles(
           message: `grant '${grant.name}' allows unknown secret '${show(name)}'`,
         });
       });
-      grants.push(grant);
-    }
+    });
     for (const rotation of c.rotations) {
       if (rotation.secret !== undefined) {
         const secret = secrets.get(rotation.secret);
@@ -751,23 +770,45 @@ export function parsePolicyFiles(
           message: `secret '${show(rotation.name)}' has a second rotation: here and at ${at(first)}`,
         });
       }
-      rotations.push(rotation);
     }
   }
 
   if (problems.length > 0) {
     const order = new Map(files.map((f, i) => [f.name, i]));
-    return { ok: false, problems: Object.freeze(problems.sort(compareProblems(order))) };
+    const result: LoadResult = {
+      ok: false,
+      problems: Object.freeze(problems.sort(compareProblems(order))),
+    };
+    return { result, contributions };
   }
-  const zuul = mergeZuulFacts(...contributions.map((c) => c.configProjects));
-  const set: PolicySet = Object.freeze({
+  const set = policySetOf(
+    files.map((f) => f.name),
+    contributions,
+  );
+  return { result: { ok: true, set }, contributions };
+}
+
+/**
+ * The set made of valid files' parts, in file order: the one way a PolicySet is put
+ * together, whether the parts were checked here or handed over by the reload worker.
+ */
+export function policySetOf(files: readonly string[], parts: readonly FileParts[]): PolicySet {
+  const secrets = new Map<string, SecretDefinition>();
+  const grants: Grant[] = [];
+  const rotations: Rotation[] = [];
+  for (const c of parts) {
+    for (const secret of c.secrets) if (!secrets.has(secret.name)) secrets.set(secret.name, secret);
+    for (const grant of c.grants) grants.push(grant);
+    for (const rotation of c.rotations) rotations.push(rotation);
+  }
+  const zuul = mergeZuulFacts(...parts.map((c) => c.configProjects));
+  return Object.freeze({
     secrets,
     grants: Object.freeze(grants),
     rotations: Object.freeze(rotations),
-    files: Object.freeze(files.map((f) => f.name)),
+    files: Object.freeze([...files]),
     ...(zuul === undefined ? {} : { zuul }),
   });
-  return { ok: true, set };
 }
 
 /**

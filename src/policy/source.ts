@@ -125,58 +125,102 @@ export function parseSource(file: SourceFile): ParseSourceResult {
  */
 function parseText(name: string, text: string): ParseSourceResult {
   const fast = parseCommonYaml(text);
-  let held: WeakRef<ParsedSource> | undefined;
-  let data: unknown;
   if (fast === undefined) {
     const result = parseWithPositions(name, text);
     if (!result.ok) return result;
-    held = new WeakRef(result.source);
-    data = result.source.data;
-  } else {
-    data = fast.data;
+    return {
+      ok: true,
+      source: { name, data: result.source.data, ...lazyPositions(name, text, result.source) },
+    };
   }
+  return { ok: true, source: { name, data: fast.data, ...lazyPositions(name, text) } };
+}
+
+/**
+ * Locations in a file that the `yaml` library finds only when a line or column is first
+ * read, from a document held weakly (`parsed`, if the file was parsed with positions
+ * already). The reload worker's results get their locations again this way on the
+ * serving thread, from the same text (ADR 0018).
+ */
+export function lazyPositions(
+  name: string,
+  text: string,
+  parsed?: ParsedSource,
+): Pick<ParsedSource, 'locate' | 'locateKey'> {
+  let held = parsed === undefined ? undefined : new WeakRef(parsed);
   const positions = (): ParsedSource => {
     let full = held?.deref();
     if (full === undefined) {
       const result = parseWithPositions(name, text);
       // The subset is chosen so that yaml accepts whatever the fast path does.
-      full = result.ok ? result.source : withoutPositions(name, data);
+      full = result.ok ? result.source : withoutPositions(name);
       held = new WeakRef(full);
     }
     return full;
   };
   return {
-    ok: true,
-    source: {
-      name,
-      data,
-      locate: (path) => lazyLocation(name, () => positions().locate(path)),
-      locateKey: (path, key) => lazyLocation(name, () => positions().locateKey(path, key)),
-    },
+    locate: (path) => new LazyLocation(name, positions, path, undefined),
+    locateKey: (path, key) => new LazyLocation(name, positions, path, key),
   };
 }
 
-function withoutPositions(name: string, data: unknown): ParsedSource {
+function withoutPositions(name: string): ParsedSource {
   const start = (): SourceLocation => ({ file: name, line: 1, column: 1 });
-  return { name, data, locate: start, locateKey: start };
+  return { name, data: undefined, locate: start, locateKey: start };
 }
 
-/** A location whose line and column (own, enumerable, like a plain one) are found when read. */
-function lazyLocation(file: string, resolve: () => SourceLocation): SourceLocation {
-  let found: SourceLocation | undefined;
-  const get = (): SourceLocation => {
-    found ??= resolve();
-    return found;
-  };
-  return {
-    file,
-    get line() {
-      return get().line;
+/**
+ * A location whose line and column (own, enumerable, like a plain one's: a spread or
+ * JSON copies them) are found when first read. A serving set holds one per grant and
+ * match field, so it is small: no closures of its own, the accessors are shared.
+ */
+class LazyLocation implements SourceLocation {
+  declare readonly line: number;
+  declare readonly column: number;
+  readonly file: string;
+  readonly #positions: () => ParsedSource;
+  readonly #path: DataPath;
+  readonly #key: string | undefined;
+  #found: SourceLocation | undefined;
+
+  static readonly #accessors: PropertyDescriptorMap = {
+    line: {
+      enumerable: true,
+      get(this: LazyLocation) {
+        return this.#resolve().line;
+      },
     },
-    get column() {
-      return get().column;
+    column: {
+      enumerable: true,
+      get(this: LazyLocation) {
+        return this.#resolve().column;
+      },
     },
   };
+
+  constructor(
+    file: string,
+    positions: () => ParsedSource,
+    path: DataPath,
+    key: string | undefined,
+  ) {
+    this.file = file;
+    this.#positions = positions;
+    this.#path = path;
+    this.#key = key;
+    Object.defineProperties(this, LazyLocation.#accessors);
+  }
+
+  #resolve(): SourceLocation {
+    if (this.#found === undefined) {
+      const source = this.#positions();
+      this.#found =
+        this.#key === undefined
+          ? source.locate(this.#path)
+          : source.locateKey(this.#path, this.#key);
+    }
+    return this.#found;
+  }
 }
 
 /** Forgets the files parsed before (tests and benchmarks measure a first load with it). */

@@ -1,14 +1,13 @@
 /**
- * The only file that imports the OpenBao client library. node-vault is used purely as
- * transport: every call carries its token in its own header (never the library's shared
- * token, which its login helpers overwrite under concurrency), every path is built from
+ * The broker's OpenBao client, straight on node:http (transport.ts; ADR 0019 replaced
+ * node-vault, ADR 0001/0008 say what it had to be fenced in for). Every call carries its
+ * token in its own header (no token is ever client state), every path is built from
  * validated segments, and every failure becomes a typed OpenBaoError whose text holds no
  * upstream message, body or token.
  */
 import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import nodeVault from 'node-vault';
 import {
   type ClusterRouter,
   type ClusterView,
@@ -28,7 +27,7 @@ import type {
   WrappedResponse,
 } from './interface.js';
 import { apiPath, splitSegments } from './paths.js';
-import { createTransport, TOO_LARGE_CODE } from './transport.js';
+import { createNodeTransport, type ExchangeAnswer, TOO_LARGE_CODE } from './transport.js';
 
 export interface OpenBaoClientOptions {
   /**
@@ -123,6 +122,11 @@ interface RawCall {
   readonly anonymous?: boolean;
   /** Send this token instead of the broker's own (calls made as a build token). */
   readonly token?: string;
+  /**
+   * Every status is an answer (`sys/health` tells a node's state by its status); otherwise
+   * only 200 and 204 are, and any other status fails the call.
+   */
+  readonly anyStatus?: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -212,25 +216,35 @@ class BoundedHttpsAgent extends https.Agent {
 }
 
 /**
+ * An answer whose status fails the call (anything but 200 or 204, redirects included). It
+ * lives only between the exchange and `classify`, which keeps the status and drops the body.
+ */
+class FailedStatus {
+  constructor(readonly answer: ExchangeAnswer) {}
+}
+
+/** The answer's body when its status is an answer to the call; else throws FailedStatus. */
+function accepted(answer: ExchangeAnswer, anyStatus: boolean | undefined): unknown {
+  if (answer.status === 200 || answer.status === 204 || anyStatus === true) return answer.body;
+  throw new FailedStatus(answer);
+}
+
+/**
  * Turns whatever the transport threw into an OpenBaoError without keeping the original.
  * In a cluster, a redirect or "active cluster node not found" means the node we asked has
  * no active node to forward to: `unavailable`, and the router looks again.
  */
 function classify(operation: string, error: unknown, inCluster = false): OpenBaoError {
   if (error instanceof OpenBaoError) return error;
-  if (isObject(error)) {
-    const response = error.response;
-    if (isObject(response) && typeof response.statusCode === 'number') {
-      const errors = errorStrings(response.body);
-      if (inCluster && isNoActiveNode(response.statusCode, errors)) {
-        return new OpenBaoError(operation, 'unavailable', response.statusCode);
-      }
-      return new OpenBaoError(
-        operation,
-        kindForStatus(response.statusCode, errors),
-        response.statusCode,
-      );
+  if (error instanceof FailedStatus) {
+    const { status, body } = error.answer;
+    const errors = errorStrings(body);
+    if (inCluster && isNoActiveNode(status, errors)) {
+      return new OpenBaoError(operation, 'unavailable', status);
     }
+    return new OpenBaoError(operation, kindForStatus(status, errors), status);
+  }
+  if (isObject(error)) {
     const code = typeof error.code === 'string' ? error.code : '';
     if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_CANCELED') {
       return new OpenBaoError(operation, 'timeout', 0);
@@ -261,46 +275,23 @@ export function createOpenBaoClient(
     maxFreeSockets: options.maxConnections,
   };
   const origins = originsOf(options.addresses);
-  const transport = createTransport({
-    maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
-  });
   const httpAgent = new BoundedHttpAgent(agentOptions, origins);
   const httpsAgent = new BoundedHttpsAgent({ ...agentOptions, ...options.tls }, origins);
-  const clients = options.addresses.map((address) => {
-    const client = nodeVault({
-      endpoint: address,
-      apiVersion: 'v1',
-      // node:http instead of axios as the bytes' transport (ADR 0008).
-      'request-promise': transport,
-    });
-    // node-vault falls back to VAULT_TOKEN / VAULT_NAMESPACE from the environment; the
-    // broker's identity must come only from its configuration.
-    client.token = '';
-    Object.assign(client, { namespace: '' });
-    return client;
-  });
+  const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  // One exchange per configured node, on the shared bounded agents (ADR 0019).
+  const nodes = options.addresses.map((address) =>
+    createNodeTransport({ address, maxResponseBytes, httpAgent, httpsAgent }),
+  );
   const probeTimeoutMs = Math.min(1000, options.timeoutMs);
   /** Anonymous status probes of one node: the same bounded agents and transport. */
   const probe: NodeProbe = async (index, path) => {
-    const client = clients[index];
-    if (client === undefined) return { status: 0, body: undefined };
+    const node = nodes[index];
+    if (node === undefined) return { status: 0, body: undefined };
     const headers: Record<string, string> = {};
     if (options.namespace) headers['X-Vault-Namespace'] = options.namespace;
     try {
-      const body = await client.request({
-        path,
-        method: 'GET',
-        headers,
-        timeout: probeTimeoutMs,
-        httpAgent,
-        httpsAgent,
-      });
-      return { status: 200, body };
-    } catch (error) {
-      const response = isObject(error) ? error.response : undefined;
-      if (isObject(response) && typeof response.statusCode === 'number') {
-        return { status: response.statusCode, body: response.body };
-      }
+      return await node({ path, method: 'GET', headers, timeoutMs: probeTimeoutMs });
+    } catch {
       return { status: 0, body: undefined };
     }
   };
@@ -310,15 +301,15 @@ export function createOpenBaoClient(
   );
   const retryBaseDelayMs = Math.max(0, options.retryBaseDelayMs ?? DEFAULT_RETRY_BASE_DELAY_MS);
   const router: ClusterRouter | undefined =
-    clients.length > 1 ? createClusterRouter(options.addresses, probe) : undefined;
+    nodes.length > 1 ? createClusterRouter(options.addresses, probe) : undefined;
   const cluster =
     router === undefined
       ? undefined
       : createClusterCaller(router, {
-          send: (index, request) => {
-            const client = clients[index];
-            if (client === undefined) throw new OpenBaoError('request', 'unavailable', 0);
-            return client.request({ ...request, httpAgent, httpsAgent });
+          send: async (index, request, anyStatus) => {
+            const node = nodes[index];
+            if (node === undefined) throw new OpenBaoError('request', 'unavailable', 0);
+            return accepted(await node(request), anyStatus);
           },
           classify: (operation, error) => classify(operation, error, true),
           timeoutMs: options.timeoutMs,
@@ -346,7 +337,7 @@ export function createOpenBaoClient(
     if (cluster !== undefined) return cluster.call(raw, headers);
     const rounds = raw.idempotent ? maxAttempts : 1;
     // The only address: with several, `cluster` above took the call.
-    const client = clients[0];
+    const node = nodes[0];
     const started = performance.now();
     let sent = 0;
     let lastError: OpenBaoError | undefined;
@@ -365,19 +356,20 @@ export function createOpenBaoClient(
         if (performance.now() - started + delay >= options.timeoutMs) break;
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
-      if (client === undefined) break;
+      if (node === undefined) break;
       sent += 1;
       let body: unknown;
       try {
-        body = await client.request({
-          path: raw.path,
-          method: raw.method,
-          headers,
-          timeout: options.timeoutMs,
-          httpAgent,
-          httpsAgent,
-          ...(raw.json === undefined ? {} : { json: raw.json }),
-        });
+        body = accepted(
+          await node({
+            path: raw.path,
+            method: raw.method,
+            headers,
+            timeoutMs: options.timeoutMs,
+            json: raw.json,
+          }),
+          raw.anyStatus,
+        );
       } catch (error) {
         lastError = classify(raw.operation, error);
         // Only a server we could not reach (or that could not answer now) is worth asking again.
@@ -639,13 +631,14 @@ export function createOpenBaoClient(
       if (cluster !== undefined) return cluster.health(call);
       let body: unknown;
       try {
-        // node-vault resolves sys/health for every status, so the body tells the state.
+        // sys/health answers a sealed or standby node's state with a status of its own.
         body = await call({
           operation: 'health',
           method: 'GET',
           path: '/sys/health',
           idempotent: true,
           anonymous: true,
+          anyStatus: true,
         });
       } catch (error) {
         const kind = error instanceof OpenBaoError ? error.kind : 'upstream';

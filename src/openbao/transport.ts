@@ -1,18 +1,20 @@
 /**
- * node-vault's HTTP transport, on node:http. node-vault builds the URI, sets its headers and
- * turns OpenBao's answers into results and errors; how the bytes travel is pluggable (its
- * documented `request-promise` option). Its default is axios, which cost about 0.6 ms of CPU
- * per call here against about 0.15 ms for this (BENCHMARKS.md, ADR 0008): on a broker that
- * makes one OpenBao call per job request, that was most of its own CPU.
+ * One HTTP exchange with one OpenBao node, on node:http (ADR 0019: no client library in
+ * between; ADR 0008 measured why node:http, ADR 0019 why not node-vault either).
  *
  * What this transport does, and nothing more:
- * - one request on the agent node-vault passes through (the client's bounded agents:
- *   configured origins only, kept-alive connections up to a bound);
- * - never follows a redirect: a 3xx is an answer like any other and fails as `upstream`;
- * - a deadline for the whole exchange (`timeout`), after which the request is destroyed;
+ * - one request to the node it was made for, on the agent it is given (the client's
+ *   bounded agents: configured origins only, kept-alive connections up to a bound);
+ * - the path is the client's: built from validated, percent-encoded segments (paths.ts)
+ *   and put after the node's own base path and `/v1` as it is, never parsed again;
+ * - the headers are the call's own (its token, namespace, wrapping): nothing is kept
+ *   between exchanges, so no call can send another call's token;
+ * - never follows a redirect: a 3xx is an answer like any other, which the client fails;
+ * - a deadline for the whole exchange (`timeoutMs`), after which the request is destroyed;
  * - at most `maxResponseBytes` of answer, counted as it arrives;
  * - the body parsed as JSON; an empty body is `undefined`; anything else is passed on as
  *   text, which the client rejects as not OpenBao's answer.
+ * Errors carry only a code the client classifies (client.ts `classify`), never the request.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -21,32 +23,39 @@ import https from 'node:https';
 export const TIMEOUT_CODE = 'ETIMEDOUT';
 export const TOO_LARGE_CODE = 'ZSB_OPENBAO_ANSWER_TOO_LARGE';
 
-/** The part of node-vault's request options this transport reads. */
-export interface TransportRequest {
+export interface ExchangeRequest {
   readonly method: string;
-  readonly uri: string;
-  readonly headers?: Readonly<Record<string, string>>;
+  /** The API path after `/v1`, from `apiPath()` or a fixed literal, with its query. */
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Sent as a JSON body when present. */
   readonly json?: unknown;
-  readonly timeout?: number;
-  readonly httpAgent?: http.Agent;
-  readonly httpsAgent?: https.Agent;
+  readonly timeoutMs: number;
 }
 
-/** What node-vault's response handling expects. */
-export interface TransportResponse {
-  readonly statusCode: number;
+/** OpenBao's answer: every status is an answer; only the client decides what it means. */
+export interface ExchangeAnswer {
+  readonly status: number;
   readonly body: unknown;
-  readonly request: { readonly path: string };
 }
 
-export type TransportFunction = (request: TransportRequest) => Promise<TransportResponse>;
+export type Exchange = (request: ExchangeRequest) => Promise<ExchangeAnswer>;
+
+export interface NodeTransportOptions {
+  /** The node's configured address, e.g. `https://bao-0:8200` (a base path is kept). */
+  readonly address: string;
+  readonly maxResponseBytes: number;
+  readonly httpAgent: http.Agent;
+  readonly httpsAgent: https.Agent;
+}
 
 function codedError(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
-function parseBody(bytes: Buffer): unknown {
-  if (bytes.length === 0) return undefined;
+function parseBody(chunks: readonly Buffer[], received: number): unknown {
+  if (received === 0) return undefined;
+  const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, received);
   const text = bytes.toString('utf8');
   try {
     return JSON.parse(text);
@@ -55,16 +64,25 @@ function parseBody(bytes: Buffer): unknown {
   }
 }
 
-export function createTransport(options: { readonly maxResponseBytes: number }): {
-  /** node-vault calls this once with its defaults, which the options below already imply. */
-  defaults(rpDefaults: unknown): TransportFunction;
-} {
-  const send: TransportFunction = (request) =>
-    new Promise<TransportResponse>((resolve, reject) => {
-      const url = new URL(request.uri);
-      const secure = url.protocol === 'https:';
+/** The exchange with one node; its URL is parsed once, here, not per call. */
+export function createNodeTransport(options: NodeTransportOptions): Exchange {
+  const url = new URL(options.address);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new Error('an OpenBao address must be http: or https:');
+  }
+  const secure = url.protocol === 'https:';
+  const send = secure ? https.request : http.request;
+  const agent = secure ? options.httpsAgent : options.httpAgent;
+  const hostname = url.hostname.replace(/^\[|\]$/g, '');
+  const port = url.port;
+  // `https://host/prefix/` → `/prefix/v1`, as the address was always read.
+  const base = `${url.pathname.replace(/\/+$/, '')}/v1`;
+  const { maxResponseBytes } = options;
+
+  return (request) =>
+    new Promise<ExchangeAnswer>((resolve, reject) => {
       const payload =
-        request.json !== undefined && typeof request.json === 'object'
+        request.json !== undefined && typeof request.json === 'object' && request.json !== null
           ? Buffer.from(JSON.stringify(request.json))
           : undefined;
       const headers: Record<string, string | number> = { ...request.headers };
@@ -72,17 +90,14 @@ export function createTransport(options: { readonly maxResponseBytes: number }):
         headers['content-type'] = 'application/json';
         headers['content-length'] = payload.length;
       }
-      const requestOptions: http.RequestOptions = {
-        protocol: url.protocol,
-        hostname: url.hostname.replace(/^\[|\]$/g, ''),
-        port: url.port,
-        path: url.pathname + url.search,
+      const req = send({
+        hostname,
+        port,
+        path: base + request.path,
         method: request.method,
         headers,
-      };
-      const agent = secure ? request.httpsAgent : request.httpAgent;
-      if (agent !== undefined) requestOptions.agent = agent;
-      const req = (secure ? https : http).request(requestOptions);
+        agent,
+      });
 
       let settled = false;
       const fail = (error: Error) => {
@@ -92,20 +107,17 @@ export function createTransport(options: { readonly maxResponseBytes: number }):
         reject(error);
         req.destroy();
       };
-      const timer =
-        request.timeout !== undefined && request.timeout > 0
-          ? setTimeout(
-              () => fail(codedError('OpenBao call timed out', TIMEOUT_CODE)),
-              request.timeout,
-            )
-          : undefined;
+      const timer = setTimeout(
+        () => fail(codedError('OpenBao call timed out', TIMEOUT_CODE)),
+        request.timeoutMs,
+      );
 
       req.on('response', (res) => {
         const chunks: Buffer[] = [];
         let received = 0;
         res.on('data', (chunk: Buffer) => {
           received += chunk.length;
-          if (received > options.maxResponseBytes) {
+          if (received > maxResponseBytes) {
             fail(codedError('OpenBao answer too large', TOO_LARGE_CODE));
             return;
           }
@@ -115,11 +127,7 @@ export function createTransport(options: { readonly maxResponseBytes: number }):
           if (settled) return;
           settled = true;
           clearTimeout(timer);
-          resolve({
-            statusCode: res.statusCode ?? 0,
-            body: parseBody(Buffer.concat(chunks, received)),
-            request: { path: url.pathname },
-          });
+          resolve({ status: res.statusCode ?? 0, body: parseBody(chunks, received) });
         });
         res.on('error', fail);
         res.on('aborted', () => fail(codedError('OpenBao answer cut off', 'ECONNRESET')));
@@ -127,5 +135,4 @@ export function createTransport(options: { readonly maxResponseBytes: number }):
       req.on('error', fail);
       req.end(payload);
     });
-  return { defaults: () => send };
 }

@@ -1,13 +1,10 @@
 /**
- * The broker's OpenBao client, straight on node:http (transport.ts; ADR 0019 replaced
- * node-vault, ADR 0001/0008 say what it had to be fenced in for). Every call carries its
- * token in its own header (no token is ever client state), every path is built from
- * validated segments, and every failure becomes a typed OpenBaoError whose text holds no
- * upstream message, body or token.
+ * The broker's OpenBao client, on one undici connection pool per node (transport.ts; ADR
+ * 0019 replaced node-vault and node:http, ADR 0001/0007/0008 say which rules carried over).
+ * Every call carries its token in its own header (no token is ever client state), every
+ * path is built from validated segments, and every failure becomes a typed OpenBaoError
+ * whose text holds no upstream message, body or token.
  */
-import http from 'node:http';
-import https from 'node:https';
-import type { Duplex } from 'node:stream';
 import {
   type ClusterRouter,
   type ClusterView,
@@ -140,81 +137,6 @@ function errorStrings(body: unknown): string[] {
   return body.errors.filter((e): e is string => typeof e === 'string');
 }
 
-/** The error code of a connection the agents refused to open (see `OriginBoundHttpAgent`). */
-const OFF_ORIGIN = 'ZSB_OPENBAO_OFF_ORIGIN';
-
-/** `host:port` of each configured address: the only places the client may connect to. */
-function originsOf(addresses: readonly string[]): ReadonlySet<string> {
-  return new Set(
-    addresses.map((address) => {
-      const url = new URL(address);
-      const port = url.port || (url.protocol === 'https:' ? '443' : '80');
-      return `${url.hostname.replace(/^\[|\]$/g, '')}:${port}`;
-    }),
-  );
-}
-
-type ConnectionCallback = (error: Error | null, stream: Duplex) => void;
-/** Node's agent reads only the error when there is one. */
-type RefusalCallback = (error: Error) => void;
-
-/** An error when `connection` goes anywhere but a configured address. */
-function offOrigin(
-  origins: ReadonlySet<string>,
-  connection: http.ClientRequestArgs,
-): Error | undefined {
-  const host = (connection.host ?? connection.hostname ?? '').replace(/^\[|\]$/g, '');
-  if (origins.has(`${host}:${connection.port ?? connection.defaultPort ?? ''}`)) return undefined;
-  return Object.assign(new Error('connection outside the OpenBao addresses'), { code: OFF_ORIGIN });
-}
-
-/** Opens a connection only to a configured address. */
-function openBounded(
-  origins: ReadonlySet<string>,
-  connection: http.ClientRequestArgs,
-  callback: ConnectionCallback | undefined,
-  open: () => Duplex | null | undefined,
-): Duplex | null | undefined {
-  const refused = offOrigin(origins, connection);
-  if (refused === undefined) return open();
-  (callback as RefusalCallback | undefined)?.(refused);
-  return undefined;
-}
-
-/*
- * Every request carries a token. The agents open a connection only to a configured address,
- * so nothing (a redirect from a compromised or misconfigured server, a proxy setting, a
- * future transport change) can carry the token elsewhere: it fails as `upstream`. The
- * transport (transport.ts) never follows redirects and caps each answer's size.
- */
-class BoundedHttpAgent extends http.Agent {
-  constructor(
-    options: http.AgentOptions,
-    private readonly origins: ReadonlySet<string>,
-  ) {
-    super(options);
-  }
-  override createConnection(connection: http.ClientRequestArgs, callback?: ConnectionCallback) {
-    return openBounded(this.origins, connection, callback, () =>
-      super.createConnection(connection, callback),
-    );
-  }
-}
-
-class BoundedHttpsAgent extends https.Agent {
-  constructor(
-    options: https.AgentOptions,
-    private readonly origins: ReadonlySet<string>,
-  ) {
-    super(options);
-  }
-  override createConnection(connection: https.RequestOptions, callback?: ConnectionCallback) {
-    return openBounded(this.origins, connection, callback, () =>
-      super.createConnection(connection, callback),
-    );
-  }
-}
-
 /**
  * An answer whose status fails the call (anything but 200 or 204, redirects included). It
  * lives only between the exchange and `classify`, which keeps the status and drops the body.
@@ -249,8 +171,7 @@ function classify(operation: string, error: unknown, inCluster = false): OpenBao
     if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_CANCELED') {
       return new OpenBaoError(operation, 'timeout', 0);
     }
-    if (code === OFF_ORIGIN || code === TOO_LARGE_CODE)
-      return new OpenBaoError(operation, 'upstream', 0);
+    if (code === TOO_LARGE_CODE) return new OpenBaoError(operation, 'upstream', 0);
     if (code !== '') return new OpenBaoError(operation, 'unavailable', 0);
   }
   return new OpenBaoError(operation, 'upstream', 0);
@@ -268,19 +189,17 @@ export function createOpenBaoClient(
   options: OpenBaoClientOptions,
 ): OpenBao & OpenBaoAdmin & DynamicIssuer & RotationTargets & OpenBaoClusterProbe {
   if (options.addresses.length === 0) throw new Error('at least one OpenBao address is required');
-  // Idle connections are kept up to the same bound, so bursts do not reopen them.
-  const agentOptions = {
-    keepAlive: true,
-    maxSockets: options.maxConnections,
-    maxFreeSockets: options.maxConnections,
-  };
-  const origins = originsOf(options.addresses);
-  const httpAgent = new BoundedHttpAgent(agentOptions, origins);
-  const httpsAgent = new BoundedHttpsAgent({ ...agentOptions, ...options.tls }, origins);
   const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-  // One exchange per configured node, on the shared bounded agents (ADR 0019).
-  const nodes = options.addresses.map((address) =>
-    createNodeTransport({ address, maxResponseBytes, httpAgent, httpsAgent }),
+  // One connection pool per configured node: it connects only to that node's origin, so
+  // the token can reach no other place (ADR 0007, 0019).
+  const nodes = options.addresses.map(
+    (address) =>
+      createNodeTransport({
+        address,
+        maxResponseBytes,
+        maxConnections: options.maxConnections,
+        ...(options.tls ? { tls: options.tls } : {}),
+      }).exchange,
   );
   const probeTimeoutMs = Math.min(1000, options.timeoutMs);
   /** Anonymous status probes of one node: the same bounded agents and transport. */

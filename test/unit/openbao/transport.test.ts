@@ -4,13 +4,7 @@
  * behaviour here; the same calls against a real OpenBao are in
  * test/integration/openbao-client.test.ts and faults.test.ts.
  */
-import http, {
-  createServer,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
-import https from 'node:https';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOpenBaoClient } from '../../../src/openbao/client.js';
 import { OpenBaoError } from '../../../src/openbao/errors.js';
@@ -123,9 +117,9 @@ afterAll(async () => {
   await new Promise<void>((resolve) => other.close(() => resolve()));
 });
 
-const agents = { httpAgent: new http.Agent({ keepAlive: true }), httpsAgent: new https.Agent() };
+const agents = { maxConnections: 4 };
 const exchange = () =>
-  createNodeTransport({ address: base, maxResponseBytes: 16 * 1024, ...agents });
+  createNodeTransport({ address: base, maxResponseBytes: 16 * 1024, ...agents }).exchange;
 
 describe('OpenBao transport', () => {
   it('sends method, path, headers and a JSON body, and parses a JSON answer', async () => {
@@ -148,7 +142,7 @@ describe('OpenBao transport', () => {
       address: `${base}/bao/`,
       maxResponseBytes: 1024,
       ...agents,
-    });
+    }).exchange;
     await prefixed({ method: 'GET', path: '/json', headers: {}, timeoutMs: 5000 });
     expect(seen[seen.length - 1]?.url).toBe('/bao/v1/json');
   });
@@ -185,12 +179,33 @@ describe('OpenBao transport', () => {
     ).rejects.toMatchObject({ code: TOO_LARGE_CODE });
   });
 
+  it('counts the wait for a connection in the deadline, and never sends a call late', async () => {
+    const one = createNodeTransport({ address: base, maxResponseBytes: 1024, maxConnections: 1 });
+    const before = seen.length;
+    const slow = one.exchange({ method: 'GET', path: '/slow', headers: {}, timeoutMs: 5000 });
+    const queued = one.exchange({ method: 'GET', path: '/json', headers: {}, timeoutMs: 100 });
+    await expect(queued).rejects.toMatchObject({ code: TIMEOUT_CODE });
+    expect((await slow).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(seen.slice(before).map((s) => s.url)).toEqual(['/v1/slow']);
+    await one.close();
+  });
+
+  it('cuts the connection of an oversize answer and serves the next call on a new one', async () => {
+    const one = createNodeTransport({ address: base, maxResponseBytes: 1024, maxConnections: 1 });
+    const get = (path: string) =>
+      one.exchange({ method: 'GET', path, headers: {}, timeoutMs: 5000 });
+    await expect(get('/huge')).rejects.toMatchObject({ code: TOO_LARGE_CODE });
+    expect(await get('/json')).toEqual({ status: 200, body: { data: { a: 1 } } });
+    await one.close();
+  });
+
   it('reports an unreachable server with its network error code', async () => {
     const send = createNodeTransport({
       address: 'http://127.0.0.1:1',
       maxResponseBytes: 1024,
       ...agents,
-    });
+    }).exchange;
     await expect(
       send({ method: 'GET', path: '/json', headers: {}, timeoutMs: 5000 }),
     ).rejects.toMatchObject({ code: 'ECONNREFUSED' });

@@ -69,6 +69,8 @@ export interface OpenBaoCallObservation {
 const DEFAULT_MAX_ATTEMPTS = 3;
 const DEFAULT_RETRY_BASE_DELAY_MS = 50;
 const MAX_RETRY_DELAY_MS = 400;
+/** Built KV paths kept (client.ts `kvDataPath`): far more than the secrets of a policy set. */
+const KV_PATH_MEMO = 4096;
 /** A KV v2 entry is at most about 1 MiB in OpenBao's raft storage; its JSON answer fits well. */
 const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
@@ -311,8 +313,21 @@ export function createOpenBaoClient(
     throw failure;
   }
 
+  /**
+   * KV v2 data paths already built, since every fetch builds one: at most KV_PATH_MEMO
+   * entries, then it starts again. Only valid inputs are kept (apiPath throws on anything
+   * else, newlines included), and a kept key holds exactly one newline, so an input that is
+   * not valid never finds a kept path.
+   */
+  const kvPaths = new Map<string, string>();
   function kvDataPath(mount: string, path: string): string {
-    return apiPath(mount, 'data', path);
+    const key = `${mount}\n${path}`;
+    const known = kvPaths.get(key);
+    if (known !== undefined) return known;
+    const built = apiPath(mount, 'data', path);
+    if (kvPaths.size >= KV_PATH_MEMO) kvPaths.clear();
+    kvPaths.set(key, built);
+    return built;
   }
 
   function parseWrap(operation: string, body: unknown): WrappedResponse {

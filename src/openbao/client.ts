@@ -204,7 +204,7 @@ export function createOpenBaoClient(
       }).exchange,
   );
   const probeTimeoutMs = Math.min(1000, options.timeoutMs);
-  /** Anonymous status probes of one node: the same bounded agents and transport. */
+  /** Anonymous status probes of one node, on its own pool: every status is an answer. */
   const probe: NodeProbe = async (index, path) => {
     const node = nodes[index];
     if (node === undefined) return { status: 0, body: undefined };

@@ -1,7 +1,7 @@
 /**
  * Calls and readiness of a cluster-aware client (ADR 0012), on top of the router
  * (cluster.ts) and the client's own transport (client.ts passes `send`, which already holds
- * the bounded agents). Kept apart from client.ts: how a call finds its node is this file,
+ * each node's connection pool). Kept apart from client.ts: how a call finds its node is this file,
  * how bytes travel and errors are classified is client.ts.
  */
 import { type ClusterRouter, type ClusterView, describeCluster } from './cluster.js';

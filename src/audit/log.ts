@@ -274,44 +274,20 @@ export class FileAuditSink implements AuditSink {
   }
 }
 
-/**
- * Writes to a stream (stdout), an event counting as written when the stream accepted it.
- * Events that arrive in the same turn of the event loop go out in one write (stdout to a
- * file or pipe writes synchronously: one system call per write, a fetch's third).
- */
+/** Writes to a stream (stdout), an event counting as written when the stream accepted it. */
 export class StreamAuditSink implements AuditSink {
   private closed = false;
-  private batch: Pending[] = [];
   /** `stream`: public so test support can tell a sink on process.stdout (and capture it). */
   constructor(readonly stream: NodeJS.WritableStream) {}
 
   append(lines: string): Promise<void> {
     if (this.closed) return Promise.reject(new AuditUnavailableError('audit log closed'));
     return new Promise<void>((resolve, reject) => {
-      this.batch.push({ lines, resolve, reject });
-      if (this.batch.length === 1) setImmediate(() => this.flush());
+      this.stream.write(lines, (error?: Error | null) => {
+        if (error) reject(new AuditUnavailableError(`audit write failed: ${errorCode(error)}`));
+        else resolve();
+      });
     });
-  }
-
-  private flush(): void {
-    const batch = this.batch;
-    this.batch = [];
-    const text = batch.length === 1 ? (batch[0]?.lines ?? '') : batch.map((p) => p.lines).join('');
-    const settle = (error?: Error | null) => {
-      const failure = error
-        ? new AuditUnavailableError(`audit write failed: ${errorCode(error)}`)
-        : undefined;
-      for (const p of batch) {
-        if (failure) p.reject(failure);
-        else p.resolve();
-      }
-    };
-    try {
-      this.stream.write(text, settle);
-    } catch (error) {
-      // Outside any promise here: a stream that throws fails its events, not the process.
-      settle(error instanceof Error ? error : new Error('write threw'));
-    }
   }
 
   async close(): Promise<void> {
@@ -383,20 +359,22 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
         () => reject(new AuditUnavailableError('audit write timed out')),
         options.writeTimeoutMs,
       );
-      options.sink.append(line).then(
-        () => {
+      const failed = (error: unknown) => {
+        clearTimeout(timer);
+        reject(
+          error instanceof AuditUnavailableError
+            ? error
+            : new AuditUnavailableError(`audit write failed: ${errorCode(error)}`),
+        );
+      };
+      try {
+        options.sink.append(line).then(() => {
           clearTimeout(timer);
           resolve();
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(
-            error instanceof AuditUnavailableError
-              ? error
-              : new AuditUnavailableError(`audit write failed: ${errorCode(error)}`),
-          );
-        },
-      );
+        }, failed);
+      } catch (error) {
+        failed(error);
+      }
     });
   };
 

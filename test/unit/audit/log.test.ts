@@ -242,42 +242,6 @@ describe('HMAC key', () => {
   });
 });
 
-describe('stream sink', () => {
-  it('writes the events of one event-loop turn in one write, each line whole', async () => {
-    const out = new Capture();
-    let writes = 0;
-    const write = out.write.bind(out);
-    out.write = ((...args: Parameters<typeof write>) => {
-      writes++;
-      return write(...args);
-    }) as typeof out.write;
-    const sink = new StreamAuditSink(out);
-    await Promise.all([sink.append('{"a":1}\n'), sink.append('{"b":2}\n')]);
-    expect(writes).toBe(1);
-    expect(out.events()).toEqual([{ a: 1 }, { b: 2 }]);
-    await sink.append('{"c":3}\n');
-    expect(writes).toBe(2);
-  });
-
-  it('fails every event of a write the stream refuses, and never throws outside them', async () => {
-    const broken = new Writable({
-      write(_chunk, _encoding, callback) {
-        callback(Object.assign(new Error('no space'), { code: 'ENOSPC' }));
-      },
-    });
-    broken.on('error', () => undefined);
-    const sink = new StreamAuditSink(broken);
-    const results = await Promise.allSettled([sink.append('x\n'), sink.append('y\n')]);
-    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
-    expect(String((results[0] as PromiseRejectedResult).reason)).toContain('ENOSPC');
-    const throwing = new Writable();
-    throwing.write = () => {
-      throw new Error('closed');
-    };
-    await expect(new StreamAuditSink(throwing).append('z\n')).rejects.toThrow('audit write failed');
-  });
-});
-
 describe('file sink', () => {
   let dir = '';
   afterEach(async () => {

@@ -17,6 +17,12 @@
  *   BENCH_CPU_PROF_DIR=D   run the broker processes with `node --cpu-prof` into D
  *   BENCH_BROKER_CLI=F     run a compiled CLI (e.g. dist/cli/index.js) instead of tsx
  *   BENCH_BROKER_NODE_ARGS="…"  node flags for the broker processes (e.g. the image's heap caps)
+ *   BENCH_BASELINE_CLI=F   also run a baseline broker (a compiled CLI of another checkout)
+ *                          beside the current one (BENCH_BROKER_CLI, required then), and
+ *                          measure 3a, 3aL, 3a1, 3b and 5d on both, interleaved (ABBA), with
+ *                          CPU ms/req and the ratio current / baseline (support/broker-ab.ts)
+ *   BENCH_AB_ROUNDS=N      rounds of that comparison (default 2)
+ *   BENCH_AB_ONLY=1        run only the comparison, not the scenarios of the main table
  *
  * On a shared machine each phase first waits (bounded) for other processes to go quiet,
  * and the table reports the CPU other processes used during every phase.
@@ -30,6 +36,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type DevOpenBao, startDevOpenBao } from '../src/dev/openbao-dev-server.js';
 import { DEFAULT_ZUUL_TOKEN, ZuulIssuer } from '../src/dev/zuul-issuer.js';
+import { type AbBroker, type AbScenario, abReport, runInterleaved } from './support/broker-ab.js';
 import {
   type BrokerProcess,
   prepareBenchBrokers,
@@ -173,6 +180,13 @@ async function main(): Promise<void> {
         : ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`]),
     ];
     const compiledCli = process.env.BENCH_BROKER_CLI;
+    const baselineCli = process.env.BENCH_BASELINE_CLI;
+    if (baselineCli !== undefined && compiledCli === undefined) {
+      throw new Error('BENCH_BASELINE_CLI needs BENCH_BROKER_CLI: compare compiled with compiled');
+    }
+    const abOnly = process.env.BENCH_AB_ONLY === '1';
+    if (abOnly && baselineCli === undefined)
+      throw new Error('BENCH_AB_ONLY needs BENCH_BASELINE_CLI');
 
     log('starting OpenBao dev server and a Zuul-like issuer (RSA 4096)');
     const bao: DevOpenBao = await startDevOpenBao();
@@ -337,6 +351,106 @@ async function main(): Promise<void> {
       maxIterations: 10000,
       iteration: jwtIteration([firstPath]),
     });
+
+    // The same-run comparison with a baseline build (BENCH_BASELINE_CLI), interleaved.
+    let comparison: string | undefined;
+    if (baselineCli !== undefined) {
+      const baseline = await startBrokerProcess({
+        ...brokerOptions,
+        compiledCli: baselineCli,
+        name: 'broker-baseline',
+        openbaoAddress: bao.address,
+      });
+      cleanup.push(() => baseline.stop());
+      const abFetch = (b: BrokerProcess, body: string) => ({
+        url: fetchUrl(b),
+        method: 'POST' as const,
+        body,
+        headersFor: brokerHeaders,
+      });
+      const abIteration =
+        (b: BrokerProcess, body: string) => async (agent: http.Agent, i: number) => {
+          expectOk(
+            await request(agent, new URL(fetchUrl(b)), {
+              method: 'POST',
+              headers: brokerHeaders(i),
+              body,
+            }),
+          );
+        };
+      const abLoop = (concurrency: number, seconds: number) => (b: BrokerProcess) =>
+        runLoop({
+          concurrency,
+          durationSeconds: seconds,
+          maxIterations: MAX_REQUESTS,
+          iteration: (agent, _worker, i) => abIteration(b, ONE)(agent, i),
+        });
+      const scenarios: AbScenario[] = [
+        {
+          id: '3a',
+          label: 'broker POST /v1/fetch, 1 secret',
+          load: autocannonLoad,
+          run: (b) => runAutocannon({ ...abFetch(b, ONE), ...saturating }),
+        },
+        {
+          id: '3aL',
+          label: 'broker fetch, 1 secret',
+          load: loopLoad(CONNECTIONS, LOOP_SECONDS),
+          run: abLoop(CONNECTIONS, LOOP_SECONDS),
+        },
+        {
+          id: '3a1',
+          label: 'broker fetch, 1 secret',
+          load: loopLoad(1, SINGLE_JOB_SECONDS),
+          run: abLoop(1, SINGLE_JOB_SECONDS),
+        },
+        {
+          id: '3b',
+          label: 'broker POST /v1/fetch, 3 secrets',
+          load: autocannonLoad,
+          run: (b) => runAutocannon({ ...abFetch(b, THREE), ...saturating }),
+        },
+        {
+          id: '5d',
+          label: 'broker fetch, 1 secret, steady rate',
+          load: `paced ${RATE} req/s (open loop), ${PHASE_SECONDS} s`,
+          run: (b) =>
+            runPaced({
+              ratePerSecond: RATE,
+              durationSeconds: PHASE_SECONDS,
+              maxInFlight: 256,
+              send: abIteration(b, ONE),
+            }),
+        },
+      ];
+      const brokers: [AbBroker, AbBroker] = [
+        { name: 'baseline', label: baselineCli, process: baseline },
+        { name: 'current', label: compiledCli ?? 'src/', process: broker },
+      ];
+      log('A/B warm-up of both brokers (not reported)');
+      for (const b of brokers) await runAutocannon({ ...warm, ...abFetch(b.process, ONE) });
+      const samples = await runInterleaved({
+        brokers,
+        scenarios,
+        rounds: positiveNumber(process.env.BENCH_AB_ROUNDS, 2),
+        otherPids: { openbao: baoPid, bench: process.pid },
+        before: waitQuiet,
+        log,
+      });
+      await baseline.stop();
+      comparison = abReport(brokers, scenarios, samples);
+      if (abOnly) {
+        process.stdout.write(
+          `${comparison}\nmachine: ${os.availableParallelism()} cores, ${cpuModel()}; Node ${process.version}; ` +
+            `OpenBao ${bao.version}; node flags: ${nodeArgs.join(' ') || "Node's defaults"}; ` +
+            `run took ${fixed((Date.now() - started) / 1000, 0)} s; load average ${os
+              .loadavg()
+              .map((l) => fixed(l, 2))
+              .join(' ')}\n`,
+        );
+        return;
+      }
+    }
 
     // 1 and 3: same concurrency, same duration.
     const direct = await measure(
@@ -609,6 +723,7 @@ async function main(): Promise<void> {
       openbaoVersion: bao.version,
       elapsedSeconds: (Date.now() - started) / 1000,
     });
+    if (comparison !== undefined) process.stdout.write(`${comparison}\n`);
   } finally {
     clearTimeout(watchdog);
     await runCleanup();

@@ -30,6 +30,8 @@ export function owner(url: string): string {
   if (pkg?.[1] !== undefined) return pkg[1];
   const src = url.indexOf('/src/');
   if (src !== -1) return url.slice(src + 1);
+  // Node's own copy of undici (fetch, Headers, Response) apart from the npm package.
+  if (url.startsWith('node:internal/deps/')) return `node:${url.replace(/^.*\//, '')}`;
   return url.replace(/^.*\//, '');
 }
 
@@ -44,8 +46,8 @@ const SPECIFIC_STAGES: ReadonlyArray<readonly [string, RegExp]> = [
   ['start-up: module loading, tsx', /module_job|translators|hooks:|^\S+ loader:|\btsx:|esbuild/],
   ['token verification (jose, WebCrypto RSA)', /\bjose:|webcrypto|rsaSignVerify|jobPromise/],
   [
-    'OpenBao client (node-vault, axios, node http client)',
-    /node-vault|axios|follow-redirects|tv4|_http_client|_http_agent|onSocketNT/,
+    'OpenBao client (transport: undici pool, or node-vault/axios/node http client before)',
+    /node-vault|axios|follow-redirects|tv4|_http_client|_http_agent|onSocketNT| undici:|openbao\/transport|transport\.js/,
   ],
   [
     'request body as Web Request (bodyLimit, @hono/node-server)',
@@ -53,7 +55,7 @@ const SPECIFIC_STAGES: ReadonlyArray<readonly [string, RegExp]> = [
   ],
   [
     'response as Web Response, socket write (@hono/node-server)',
-    /responseViaResponseObject|Response\$1 @hono|_Response undici/,
+    /responseViaResponseObject|Response\$1 @hono|_Response (node:)?undici/,
   ],
   ['request log (pino)', /\bpino:|@pinojs/],
   ['metrics (prom-client)', /prom-client/],

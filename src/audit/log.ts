@@ -351,23 +351,67 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       throw error;
     }
   };
-  const append = async (record: Record<string, unknown>): Promise<void> => {
+  /**
+   * On a stream (stdout: a synchronous system call per write to a file or a pipe), the
+   * lines of one event-loop turn go out in one write, each event still counting as written
+   * only once the stream accepted that write; a failed write fails every event in it. The
+   * file sink groups its writes itself (and bounds its queue per event), so it gets each
+   * line as it comes.
+   */
+  const batching = options.sink instanceof StreamAuditSink;
+  let batch: Array<{ line: string; resolve: () => void; reject: (error: unknown) => void }> = [];
+  let lastFlush: Promise<void> = Promise.resolve();
+  const flush = (): void => {
+    const lines = batch;
+    if (lines.length === 0) return;
+    batch = [];
+    let written: Promise<void>;
+    try {
+      written = options.sink.append(lines.map((l) => l.line).join(''));
+    } catch (error) {
+      written = Promise.reject(error);
+    }
+    lastFlush = written.then(
+      () => {
+        for (const l of lines) l.resolve();
+      },
+      (error: unknown) => {
+        for (const l of lines) l.reject(error);
+      },
+    );
+  };
+  const toSink = (line: string): Promise<void> => {
+    if (!batching) return options.sink.append(line);
+    return new Promise<void>((resolve, reject) => {
+      batch.push({ line, resolve, reject });
+      if (batch.length === 1) setImmediate(flush);
+    });
+  };
+  /** One event's line to the sink, failing after `writeTimeoutMs` (one timer, no race). */
+  const append = (record: Record<string, unknown>): Promise<void> => {
     const line = `${JSON.stringify({ time: now().toISOString(), ...record, hmacKeyId: keyId })}\n`;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
         () => reject(new AuditUnavailableError('audit write timed out')),
         options.writeTimeoutMs,
       );
+      const failed = (error: unknown) => {
+        clearTimeout(timer);
+        reject(
+          error instanceof AuditUnavailableError
+            ? error
+            : new AuditUnavailableError(`audit write failed: ${errorCode(error)}`),
+        );
+      };
+      try {
+        toSink(line).then(() => {
+          clearTimeout(timer);
+          resolve();
+        }, failed);
+      } catch (error) {
+        failed(error);
+      }
     });
-    try {
-      await Promise.race([options.sink.append(line), timeout]);
-    } catch (error) {
-      if (error instanceof AuditUnavailableError) throw error;
-      throw new AuditUnavailableError(`audit write failed: ${errorCode(error)}`);
-    } finally {
-      clearTimeout(timer);
-    }
   };
 
   return {
@@ -457,6 +501,9 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     },
     close: async () => {
       closed = true;
+      // Events accepted before close are written before the sink closes.
+      flush();
+      await lastFlush;
       await options.sink.close();
     },
   };

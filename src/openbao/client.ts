@@ -1,14 +1,10 @@
 /**
- * The only file that imports the OpenBao client library. node-vault is used purely as
- * transport: every call carries its token in its own header (never the library's shared
- * token, which its login helpers overwrite under concurrency), every path is built from
- * validated segments, and every failure becomes a typed OpenBaoError whose text holds no
- * upstream message, body or token.
+ * The broker's OpenBao client, on one undici connection pool per node (transport.ts; ADR
+ * 0019 replaced node-vault and node:http, ADR 0001/0007/0008 say which rules carried over).
+ * Every call carries its token in its own header (no token is ever client state), every
+ * path is built from validated segments, and every failure becomes a typed OpenBaoError
+ * whose text holds no upstream message, body or token.
  */
-import http from 'node:http';
-import https from 'node:https';
-import type { Duplex } from 'node:stream';
-import nodeVault from 'node-vault';
 import {
   type ClusterRouter,
   type ClusterView,
@@ -28,7 +24,7 @@ import type {
   WrappedResponse,
 } from './interface.js';
 import { apiPath, splitSegments } from './paths.js';
-import { createTransport, TOO_LARGE_CODE } from './transport.js';
+import { createNodeTransport, type ExchangeAnswer, TOO_LARGE_CODE } from './transport.js';
 
 export interface OpenBaoClientOptions {
   /**
@@ -73,6 +69,8 @@ export interface OpenBaoCallObservation {
 const DEFAULT_MAX_ATTEMPTS = 3;
 const DEFAULT_RETRY_BASE_DELAY_MS = 50;
 const MAX_RETRY_DELAY_MS = 400;
+/** Built KV paths kept (client.ts `kvDataPath`): far more than the secrets of a policy set. */
+const KV_PATH_MEMO = 4096;
 /** A KV v2 entry is at most about 1 MiB in OpenBao's raft storage; its JSON answer fits well. */
 const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
@@ -123,6 +121,11 @@ interface RawCall {
   readonly anonymous?: boolean;
   /** Send this token instead of the broker's own (calls made as a build token). */
   readonly token?: string;
+  /**
+   * Every status is an answer (`sys/health` tells a node's state by its status); otherwise
+   * only 200 and 204 are, and any other status fails the call.
+   */
+  readonly anyStatus?: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -136,79 +139,18 @@ function errorStrings(body: unknown): string[] {
   return body.errors.filter((e): e is string => typeof e === 'string');
 }
 
-/** The error code of a connection the agents refused to open (see `OriginBoundHttpAgent`). */
-const OFF_ORIGIN = 'ZSB_OPENBAO_OFF_ORIGIN';
-
-/** `host:port` of each configured address: the only places the client may connect to. */
-function originsOf(addresses: readonly string[]): ReadonlySet<string> {
-  return new Set(
-    addresses.map((address) => {
-      const url = new URL(address);
-      const port = url.port || (url.protocol === 'https:' ? '443' : '80');
-      return `${url.hostname.replace(/^\[|\]$/g, '')}:${port}`;
-    }),
-  );
-}
-
-type ConnectionCallback = (error: Error | null, stream: Duplex) => void;
-/** Node's agent reads only the error when there is one. */
-type RefusalCallback = (error: Error) => void;
-
-/** An error when `connection` goes anywhere but a configured address. */
-function offOrigin(
-  origins: ReadonlySet<string>,
-  connection: http.ClientRequestArgs,
-): Error | undefined {
-  const host = (connection.host ?? connection.hostname ?? '').replace(/^\[|\]$/g, '');
-  if (origins.has(`${host}:${connection.port ?? connection.defaultPort ?? ''}`)) return undefined;
-  return Object.assign(new Error('connection outside the OpenBao addresses'), { code: OFF_ORIGIN });
-}
-
-/** Opens a connection only to a configured address. */
-function openBounded(
-  origins: ReadonlySet<string>,
-  connection: http.ClientRequestArgs,
-  callback: ConnectionCallback | undefined,
-  open: () => Duplex | null | undefined,
-): Duplex | null | undefined {
-  const refused = offOrigin(origins, connection);
-  if (refused === undefined) return open();
-  (callback as RefusalCallback | undefined)?.(refused);
-  return undefined;
-}
-
-/*
- * Every request carries a token. The agents open a connection only to a configured address,
- * so nothing (a redirect from a compromised or misconfigured server, a proxy setting, a
- * future transport change) can carry the token elsewhere: it fails as `upstream`. The
- * transport (transport.ts) never follows redirects and caps each answer's size.
+/**
+ * An answer whose status fails the call (anything but 200 or 204, redirects included). It
+ * lives only between the exchange and `classify`, which keeps the status and drops the body.
  */
-class BoundedHttpAgent extends http.Agent {
-  constructor(
-    options: http.AgentOptions,
-    private readonly origins: ReadonlySet<string>,
-  ) {
-    super(options);
-  }
-  override createConnection(connection: http.ClientRequestArgs, callback?: ConnectionCallback) {
-    return openBounded(this.origins, connection, callback, () =>
-      super.createConnection(connection, callback),
-    );
-  }
+class FailedStatus {
+  constructor(readonly answer: ExchangeAnswer) {}
 }
 
-class BoundedHttpsAgent extends https.Agent {
-  constructor(
-    options: https.AgentOptions,
-    private readonly origins: ReadonlySet<string>,
-  ) {
-    super(options);
-  }
-  override createConnection(connection: https.RequestOptions, callback?: ConnectionCallback) {
-    return openBounded(this.origins, connection, callback, () =>
-      super.createConnection(connection, callback),
-    );
-  }
+/** The answer's body when its status is an answer to the call; else throws FailedStatus. */
+function accepted(answer: ExchangeAnswer, anyStatus: boolean | undefined): unknown {
+  if (answer.status === 200 || answer.status === 204 || anyStatus === true) return answer.body;
+  throw new FailedStatus(answer);
 }
 
 /**
@@ -218,25 +160,20 @@ class BoundedHttpsAgent extends https.Agent {
  */
 function classify(operation: string, error: unknown, inCluster = false): OpenBaoError {
   if (error instanceof OpenBaoError) return error;
-  if (isObject(error)) {
-    const response = error.response;
-    if (isObject(response) && typeof response.statusCode === 'number') {
-      const errors = errorStrings(response.body);
-      if (inCluster && isNoActiveNode(response.statusCode, errors)) {
-        return new OpenBaoError(operation, 'unavailable', response.statusCode);
-      }
-      return new OpenBaoError(
-        operation,
-        kindForStatus(response.statusCode, errors),
-        response.statusCode,
-      );
+  if (error instanceof FailedStatus) {
+    const { status, body } = error.answer;
+    const errors = errorStrings(body);
+    if (inCluster && isNoActiveNode(status, errors)) {
+      return new OpenBaoError(operation, 'unavailable', status);
     }
+    return new OpenBaoError(operation, kindForStatus(status, errors), status);
+  }
+  if (isObject(error)) {
     const code = typeof error.code === 'string' ? error.code : '';
     if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_CANCELED') {
       return new OpenBaoError(operation, 'timeout', 0);
     }
-    if (code === OFF_ORIGIN || code === TOO_LARGE_CODE)
-      return new OpenBaoError(operation, 'upstream', 0);
+    if (code === TOO_LARGE_CODE) return new OpenBaoError(operation, 'upstream', 0);
     if (code !== '') return new OpenBaoError(operation, 'unavailable', 0);
   }
   return new OpenBaoError(operation, 'upstream', 0);
@@ -254,53 +191,28 @@ export function createOpenBaoClient(
   options: OpenBaoClientOptions,
 ): OpenBao & OpenBaoAdmin & DynamicIssuer & RotationTargets & OpenBaoClusterProbe {
   if (options.addresses.length === 0) throw new Error('at least one OpenBao address is required');
-  // Idle connections are kept up to the same bound, so bursts do not reopen them.
-  const agentOptions = {
-    keepAlive: true,
-    maxSockets: options.maxConnections,
-    maxFreeSockets: options.maxConnections,
-  };
-  const origins = originsOf(options.addresses);
-  const transport = createTransport({
-    maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
-  });
-  const httpAgent = new BoundedHttpAgent(agentOptions, origins);
-  const httpsAgent = new BoundedHttpsAgent({ ...agentOptions, ...options.tls }, origins);
-  const clients = options.addresses.map((address) => {
-    const client = nodeVault({
-      endpoint: address,
-      apiVersion: 'v1',
-      // node:http instead of axios as the bytes' transport (ADR 0008).
-      'request-promise': transport,
-    });
-    // node-vault falls back to VAULT_TOKEN / VAULT_NAMESPACE from the environment; the
-    // broker's identity must come only from its configuration.
-    client.token = '';
-    Object.assign(client, { namespace: '' });
-    return client;
-  });
+  const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  // One connection pool per configured node: it connects only to that node's origin, so
+  // the token can reach no other place (ADR 0007, 0019).
+  const nodes = options.addresses.map(
+    (address) =>
+      createNodeTransport({
+        address,
+        maxResponseBytes,
+        maxConnections: options.maxConnections,
+        ...(options.tls ? { tls: options.tls } : {}),
+      }).exchange,
+  );
   const probeTimeoutMs = Math.min(1000, options.timeoutMs);
-  /** Anonymous status probes of one node: the same bounded agents and transport. */
+  /** Anonymous status probes of one node, on its own pool: every status is an answer. */
   const probe: NodeProbe = async (index, path) => {
-    const client = clients[index];
-    if (client === undefined) return { status: 0, body: undefined };
+    const node = nodes[index];
+    if (node === undefined) return { status: 0, body: undefined };
     const headers: Record<string, string> = {};
     if (options.namespace) headers['X-Vault-Namespace'] = options.namespace;
     try {
-      const body = await client.request({
-        path,
-        method: 'GET',
-        headers,
-        timeout: probeTimeoutMs,
-        httpAgent,
-        httpsAgent,
-      });
-      return { status: 200, body };
-    } catch (error) {
-      const response = isObject(error) ? error.response : undefined;
-      if (isObject(response) && typeof response.statusCode === 'number') {
-        return { status: response.statusCode, body: response.body };
-      }
+      return await node({ path, method: 'GET', headers, timeoutMs: probeTimeoutMs });
+    } catch {
       return { status: 0, body: undefined };
     }
   };
@@ -310,15 +222,15 @@ export function createOpenBaoClient(
   );
   const retryBaseDelayMs = Math.max(0, options.retryBaseDelayMs ?? DEFAULT_RETRY_BASE_DELAY_MS);
   const router: ClusterRouter | undefined =
-    clients.length > 1 ? createClusterRouter(options.addresses, probe) : undefined;
+    nodes.length > 1 ? createClusterRouter(options.addresses, probe) : undefined;
   const cluster =
     router === undefined
       ? undefined
       : createClusterCaller(router, {
-          send: (index, request) => {
-            const client = clients[index];
-            if (client === undefined) throw new OpenBaoError('request', 'unavailable', 0);
-            return client.request({ ...request, httpAgent, httpsAgent });
+          send: async (index, request, anyStatus) => {
+            const node = nodes[index];
+            if (node === undefined) throw new OpenBaoError('request', 'unavailable', 0);
+            return accepted(await node(request), anyStatus);
           },
           classify: (operation, error) => classify(operation, error, true),
           timeoutMs: options.timeoutMs,
@@ -346,7 +258,7 @@ export function createOpenBaoClient(
     if (cluster !== undefined) return cluster.call(raw, headers);
     const rounds = raw.idempotent ? maxAttempts : 1;
     // The only address: with several, `cluster` above took the call.
-    const client = clients[0];
+    const node = nodes[0];
     const started = performance.now();
     let sent = 0;
     let lastError: OpenBaoError | undefined;
@@ -365,19 +277,20 @@ export function createOpenBaoClient(
         if (performance.now() - started + delay >= options.timeoutMs) break;
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
-      if (client === undefined) break;
+      if (node === undefined) break;
       sent += 1;
       let body: unknown;
       try {
-        body = await client.request({
-          path: raw.path,
-          method: raw.method,
-          headers,
-          timeout: options.timeoutMs,
-          httpAgent,
-          httpsAgent,
-          ...(raw.json === undefined ? {} : { json: raw.json }),
-        });
+        body = accepted(
+          await node({
+            path: raw.path,
+            method: raw.method,
+            headers,
+            timeoutMs: options.timeoutMs,
+            json: raw.json,
+          }),
+          raw.anyStatus,
+        );
       } catch (error) {
         lastError = classify(raw.operation, error);
         // Only a server we could not reach (or that could not answer now) is worth asking again.
@@ -400,8 +313,21 @@ export function createOpenBaoClient(
     throw failure;
   }
 
+  /**
+   * KV v2 data paths already built, since every fetch builds one: at most KV_PATH_MEMO
+   * entries, then it starts again. Only valid inputs are kept (apiPath throws on anything
+   * else, newlines included), and a kept key holds exactly one newline, so an input that is
+   * not valid never finds a kept path.
+   */
+  const kvPaths = new Map<string, string>();
   function kvDataPath(mount: string, path: string): string {
-    return apiPath(mount, 'data', path);
+    const key = `${mount}\n${path}`;
+    const known = kvPaths.get(key);
+    if (known !== undefined) return known;
+    const built = apiPath(mount, 'data', path);
+    if (kvPaths.size >= KV_PATH_MEMO) kvPaths.clear();
+    kvPaths.set(key, built);
+    return built;
   }
 
   function parseWrap(operation: string, body: unknown): WrappedResponse {
@@ -639,13 +565,14 @@ export function createOpenBaoClient(
       if (cluster !== undefined) return cluster.health(call);
       let body: unknown;
       try {
-        // node-vault resolves sys/health for every status, so the body tells the state.
+        // sys/health answers a sealed or standby node's state with a status of its own.
         body = await call({
           operation: 'health',
           method: 'GET',
           path: '/sys/health',
           idempotent: true,
           anonymous: true,
+          anyStatus: true,
         });
       } catch (error) {
         const kind = error instanceof OpenBaoError ? error.kind : 'upstream';

@@ -1,7 +1,7 @@
 /**
  * Calls and readiness of a cluster-aware client (ADR 0012), on top of the router
  * (cluster.ts) and the client's own transport (client.ts passes `send`, which already holds
- * the bounded agents). Kept apart from client.ts: how a call finds its node is this file,
+ * each node's connection pool). Kept apart from client.ts: how a call finds its node is this file,
  * how bytes travel and errors are classified is client.ts.
  */
 import { type ClusterRouter, type ClusterView, describeCluster } from './cluster.js';
@@ -17,20 +17,25 @@ export interface ClusterCall {
   /** Only idempotent calls are sent again once sent. */
   readonly idempotent: boolean;
   readonly anonymous?: boolean;
+  /** Every status is an answer (client.ts `RawCall.anyStatus`). */
+  readonly anyStatus?: boolean;
 }
 
-/** What node-vault's `request` takes, minus the agents the client adds. */
+/** One exchange with one node (transport.ts `ExchangeRequest`). */
 export interface NodeRequest {
   readonly path: string;
   readonly method: string;
   readonly headers: Record<string, string>;
-  readonly timeout: number;
+  readonly timeoutMs: number;
   readonly json?: unknown;
 }
 
 export interface ClusterCallerOptions {
-  /** Sends one request to the node at `index`; throws what the transport threw. */
-  readonly send: (index: number, request: NodeRequest) => Promise<unknown>;
+  /**
+   * Sends one request to the node at `index` and gives the answer's body; throws what the
+   * transport threw, or the failed status (which `classify` understands).
+   */
+  readonly send: (index: number, request: NodeRequest, anyStatus?: boolean) => Promise<unknown>;
   readonly classify: (operation: string, error: unknown) => OpenBaoError;
   readonly timeoutMs: number;
   readonly maxAttempts: number;
@@ -116,13 +121,17 @@ export function createClusterCaller(
       sent += 1;
       let body: unknown;
       try {
-        body = await options.send(index, {
-          path: raw.path,
-          method: raw.method,
-          headers,
-          timeout: options.timeoutMs,
-          ...(raw.json === undefined ? {} : { json: raw.json }),
-        });
+        body = await options.send(
+          index,
+          {
+            path: raw.path,
+            method: raw.method,
+            headers,
+            timeoutMs: options.timeoutMs,
+            ...(raw.json === undefined ? {} : { json: raw.json }),
+          },
+          raw.anyStatus,
+        );
       } catch (error) {
         lastError = options.classify(raw.operation, error);
         // A 500 from a node that is no longer active: it lost leadership under this call

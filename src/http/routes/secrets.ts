@@ -3,7 +3,7 @@ import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import { bindRequest } from '../../broker/build-binding.js';
 import { type BrokerFailure, UNAUTHENTICATED_DETAIL } from '../../broker/failure.js';
-import { fetchSecrets, loggableNames } from '../../broker/fetch.js';
+import { type FetchDeps, fetchSecrets, loggableNames } from '../../broker/fetch.js';
 import { revokeBuild } from '../../broker/revoke.js';
 import { whoami } from '../../broker/whoami.js';
 import { NAME_PATTERN } from '../../policy/load.js';
@@ -106,15 +106,21 @@ function notJson(c: Context<AppEnv>) {
   );
 }
 
-function fetchDeps(deps: AppDeps, requestId: string) {
-  return {
-    ...(deps.audit ? { audit: { log: deps.audit, requestId } } : {}),
+/**
+ * The fetch use case's dependencies per request: built once, with only the request's audit
+ * context added per request (a fetch's own cost is a few allocations; this was one of them).
+ */
+function fetchDepsFor(deps: AppDeps): (requestId: string) => FetchDeps {
+  const shared: FetchDeps = {
     policies: () => deps.policies.current(),
     openbao: deps.openbao,
     wrapTtlSeconds: deps.wrapTtlSeconds,
     ...(deps.now ? { now: deps.now } : {}),
     ...(deps.dynamic ? { dynamic: deps.dynamic } : {}),
   };
+  const log = deps.audit;
+  if (log === undefined) return () => shared;
+  return (requestId) => ({ ...shared, audit: { log, requestId } });
 }
 
 /**
@@ -137,6 +143,7 @@ async function boundIdentity(c: Context<AppEnv>, deps: AppDeps, secrets: readonl
 
 export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const auth = authenticate(deps);
+  const fetchDeps = fetchDepsFor(deps);
 
   /** Runs the fetch use case for the request's identity and records it for the log. */
   async function fetchFor(c: Context<AppEnv>, names: readonly string[], wrap: boolean) {
@@ -148,7 +155,7 @@ export function registerSecretRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     const identity = bound.identity;
     if (identity === undefined)
       return { ok: false as const, response: unauthenticated(c, 'no identity') };
-    const result = await fetchSecrets(fetchDeps(deps, c.get('requestId')), identity, names, wrap);
+    const result = await fetchSecrets(fetchDeps(c.get('requestId')), identity, names, wrap);
     deps.metrics.decisions.inc({
       outcome: result.ok || result.failure.code !== 'forbidden' ? 'allow' : 'deny',
     });

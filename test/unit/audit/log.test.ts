@@ -242,6 +242,56 @@ describe('HMAC key', () => {
   });
 });
 
+describe('on a stream', () => {
+  it('writes the events of one event-loop turn in one write, each line whole', async () => {
+    const out = new Capture();
+    let writes = 0;
+    const write = out.write.bind(out);
+    out.write = ((...args: Parameters<typeof write>) => {
+      writes++;
+      return write(...args);
+    }) as typeof out.write;
+    const log = createAuditLog({
+      sink: new StreamAuditSink(out),
+      hmacKey: KEY,
+      writeTimeoutMs: 1000,
+    });
+    const event = (requestId: string) =>
+      log.revoked({ requestId, identity: IDENTITY, revoked: 0, failed: 0 });
+    await Promise.all([event('r1'), event('r2'), event('r3')]);
+    expect(writes).toBe(1);
+    expect(out.events().map((e) => e.requestId)).toEqual(['r1', 'r2', 'r3']);
+    await event('r4');
+    expect(writes).toBe(2);
+    // Accepted before close: written before the sink closes.
+    const last = event('r5');
+    await log.close();
+    await last;
+    expect(out.events().map((e) => e.requestId)).toEqual(['r1', 'r2', 'r3', 'r4', 'r5']);
+  });
+
+  it('fails every event of a write the stream refuses', async () => {
+    const broken = new Writable({
+      write(_chunk, _encoding, callback) {
+        callback(Object.assign(new Error('no space'), { code: 'ENOSPC' }));
+      },
+    });
+    broken.on('error', () => undefined);
+    const log = createAuditLog({
+      sink: new StreamAuditSink(broken),
+      hmacKey: KEY,
+      writeTimeoutMs: 1000,
+    });
+    const results = await Promise.allSettled(
+      ['a', 'b'].map((requestId) =>
+        log.revoked({ requestId, identity: IDENTITY, revoked: 0, failed: 0 }),
+      ),
+    );
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(String((results[0] as PromiseRejectedResult).reason)).toContain('ENOSPC');
+  });
+});
+
 describe('file sink', () => {
   let dir = '';
   afterEach(async () => {

@@ -215,6 +215,17 @@ describe('broker-fetch-secrets and broker-revoke retries', () => {
     await front?.close();
   });
 
+  /** The next `times` requests get `status` with Retry-After (every one without `times`). */
+  async function answerFirst(status: number, times?: number): Promise<void> {
+    front.resetCount();
+    await front.setMode({
+      kind: 'status',
+      status,
+      headers: { 'retry-after': '1' },
+      ...(times === undefined ? {} : { times }),
+    });
+  }
+
   function frontCalls(pathName: string): number {
     return front.seen.filter((seen) => seen.path === pathName).length;
   }
@@ -233,13 +244,7 @@ describe('broker-fetch-secrets and broker-revoke retries', () => {
       });
 
       // An OpenBao election as the broker shows it: 503 twice.
-      front.resetCount();
-      await front.setMode({
-        kind: 'status',
-        status: 503,
-        headers: { 'retry-after': '1' },
-        times: 2,
-      });
+      await answerFirst(503, 2);
       const fetchToken = issuer.mint({ 'build-uuid': build });
       const fetched = await runPlaybook(FETCH, vars(fetchToken), workDir, PLAYBOOK_TIMEOUT);
       expect(fetched.code, tail(fetched)).toBe(0);
@@ -252,13 +257,7 @@ describe('broker-fetch-secrets and broker-revoke retries', () => {
       expectAbsent(fetched, { canary: CANARY, ...tokenValues(fetchToken) });
 
       // A rate limit at the end of the build: 429 once.
-      front.resetCount();
-      await front.setMode({
-        kind: 'status',
-        status: 429,
-        headers: { 'retry-after': '1' },
-        times: 1,
-      });
+      await answerFirst(429, 1);
       const revokeToken = issuer.mint({ 'build-uuid': build });
       const revoked = await runPlaybook(REVOKE, vars(revokeToken), workDir, PLAYBOOK_TIMEOUT);
       expect(revoked.code, tail(revoked)).toBe(0);
@@ -278,8 +277,7 @@ describe('broker-fetch-secrets and broker-revoke retries', () => {
       const token = issuer.mint({ 'build-uuid': newBuild() });
       const vars = { ...jobVars(token, secretsDir), broker_url: front.url, broker_retry_delay: 0 };
 
-      front.resetCount();
-      await front.setMode({ kind: 'status', status: 503, headers: { 'retry-after': '1' } });
+      await answerFirst(503);
       const unavailable = await runPlaybook(
         FETCH,
         { ...vars, broker_retries: 2 },

@@ -14,7 +14,8 @@
  * current/baseline.
  *
  *   npm run build && npx tsx bench/broker-memory.ts
- *   BENCH_BASELINE_CLI=F   the baseline's compiled CLI (default /work/baseline-7a8feb7/dist/cli/index.js)
+ *   BENCH_BASELINE_CLI=F   the baseline's compiled CLI (required), e.g. an older commit's:
+ *                          git archive REV | tar -x -C DIR; cd DIR && npm ci && npm run build
  *   BENCH_CURRENT_CLI=F    the current compiled CLI (default dist/cli/index.js)
  *   BENCH_SECONDS=N        load per run (default 12)
  *   BENCH_ROUNDS=N         rounds, each runs both builds (default 3)
@@ -73,10 +74,20 @@ function variantOf(name: string, spec: string): Build {
   }
   return { name, cli: CURRENT_CLI, nodeArgs, env };
 }
+/** The baseline is measured in the same run, so there is no run without one. */
+function baselineCli(): string {
+  const cli = process.env.BENCH_BASELINE_CLI;
+  if (cli === undefined || cli === '') {
+    throw new Error(
+      'BENCH_BASELINE_CLI must name a baseline build: git archive REV | tar -x -C DIR, then npm ci and npm run build in DIR; BENCH_BASELINE_CLI=DIR/dist/cli/index.js',
+    );
+  }
+  return cli;
+}
 const BUILDS: readonly Build[] = [
   {
     name: 'baseline',
-    cli: process.env.BENCH_BASELINE_CLI ?? '/work/baseline-7a8feb7/dist/cli/index.js',
+    cli: baselineCli(),
     nodeArgs: NODE_ARGS,
     env: {},
   },

@@ -15,6 +15,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { createLogger, type RunningBroker, startBroker } from '../../src/main.js';
 import { createOpenBaoClient } from '../../src/openbao/client.js';
 import { LogCapture } from '../support/app.js';
+import { tokenBrokerDocument } from '../support/config.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { until } from '../support/http.js';
 import { cloudsPolicy } from '../support/kv-broker.js';
@@ -106,15 +107,14 @@ beforeAll(async () => {
   await writeFile(path.join(dir, 'policies.yaml'), POLICY);
   [issuer, proxy] = await Promise.all([startZuulIssuer(), FaultProxy.start(bao.address)]);
   const config = parseConfig({
-    listen: { host: '127.0.0.1', port: 0 },
-    issuers: [{ issuer: issuer.issuer, audience: AUDIENCE }],
-    openbao: {
-      address: proxy.url,
-      auth: { method: 'token', tokenFile: path.join(dir, 'token') },
-      timeoutMs: TIMEOUT_MS,
-    },
-    policies: dir,
-    watchPolicies: false,
+    ...tokenBrokerDocument({
+      issuer: issuer.issuer,
+      audience: AUDIENCE,
+      openbao: proxy.url,
+      tokenFile: path.join(dir, 'token'),
+      policies: dir,
+      openbaoSettings: { timeoutMs: TIMEOUT_MS },
+    }),
     limits: { perIdentity: { rate: 1000, burst: 1000 }, global: { rate: 1000, burst: 1000 } },
   });
   broker = await startBroker(config, { logger: createLogger('info', logs) });

@@ -11,6 +11,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { createLogger, type RunningBroker, startBroker } from '../../src/main.js';
 import { LogCapture } from './app.js';
 import { canaryValue } from './canary.js';
+import { tokenBrokerDocument } from './config.js';
 import { FaultProxy } from './fault-proxy.js';
 import { realOpenBao, uniquePrefix } from './real-openbao.js';
 import { startZuulIssuer, type ZuulIssuer } from './zuul.js';
@@ -77,14 +78,13 @@ export async function startKvBroker(
   try {
     broker = await startBroker(
       parseConfig({
-        listen: { host: '127.0.0.1', port: 0 },
-        issuers: [{ issuer: issuer.issuer, audience: AUDIENCE }],
-        openbao: {
-          address: proxy.url,
-          auth: { method: 'token', tokenFile: path.join(dir, 'token') },
-        },
-        policies: path.join(dir, 'policies'),
-        watchPolicies: false,
+        ...tokenBrokerDocument({
+          issuer: issuer.issuer,
+          audience: AUDIENCE,
+          openbao: proxy.url,
+          tokenFile: path.join(dir, 'token'),
+          policies: path.join(dir, 'policies'),
+        }),
         rotation: { enabled: false },
         audit: { file: auditFile },
         limits: {

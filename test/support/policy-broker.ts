@@ -11,6 +11,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { ZuulIssuer } from '../../src/dev/zuul-issuer.js';
 import { createLogger, type RunningBroker, startBroker } from '../../src/main.js';
 import { LogCapture } from './app.js';
+import { tokenBrokerDocument } from './config.js';
 import { realOpenBao, uniquePrefix } from './real-openbao.js';
 
 export const AUDIENCE = 'https://secrets.example.org';
@@ -66,14 +67,13 @@ export async function startPolicyBroker(
   try {
     broker = await startBroker(
       parseConfig({
-        listen: { host: '127.0.0.1', port: 0 },
-        issuers: [{ issuer: issuer.issuer, audience: AUDIENCE }],
-        openbao: {
-          address: bao.address,
-          auth: { method: 'token', tokenFile: path.join(dir, 'token') },
-        },
-        policies: dir,
-        watchPolicies: false,
+        ...tokenBrokerDocument({
+          issuer: issuer.issuer,
+          audience: AUDIENCE,
+          openbao: bao.address,
+          tokenFile: path.join(dir, 'token'),
+          policies: dir,
+        }),
         rotation: { enabled: false },
       }),
       { logger: createLogger('info', logs) },
